@@ -1,0 +1,1 @@
+"""bridges: see the package docs."""

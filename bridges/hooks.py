@@ -1,0 +1,1 @@
+"""pluggy hooks of the bridges package (commands and registrations)."""

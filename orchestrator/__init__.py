@@ -1,0 +1,1 @@
+"""orchestrator: see the package docs."""

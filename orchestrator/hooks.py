@@ -1,0 +1,1 @@
+"""pluggy hooks of the orchestrator package (commands and registrations)."""

@@ -1,0 +1,1 @@
+"""persistence: see the package docs."""

@@ -1,0 +1,1 @@
+"""pluggy hooks of the persistence package (commands and registrations)."""

@@ -1,0 +1,1 @@
+"""Built-in IRP plugins. Each registers through the ``sage`` entry-point group like any third party."""

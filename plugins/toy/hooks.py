@@ -1,0 +1,14 @@
+"""pluggy hooks of the toy plugin: the same entry-point path a third party uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sage_core import hookimpl
+
+from .plugin import QuadraticDescent
+
+
+@hookimpl
+def sage_register_plugins(register: Any) -> None:
+    register(QuadraticDescent)
