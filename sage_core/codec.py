@@ -82,7 +82,7 @@ def _array_to_tensor(array: np.ndarray, path: str) -> torch.Tensor:
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
     try:
-        return torch.from_numpy(np.ascontiguousarray(array)).clone()
+        return torch.from_numpy(np.array(array, order="C", copy=True))
     except TypeError as exc:
         raise StateCodecError(f"{path}: numpy dtype {array.dtype} has no tensor equivalent") from exc
 
