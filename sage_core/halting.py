@@ -44,6 +44,11 @@ class AnyOf(_Combinable):
     """Halts with the first of ``policies`` (in order) that halts."""
 
     policies: tuple[HaltPolicy, ...]
+    _checks: tuple = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Bound methods resolved once: the check runs every step.
+        object.__setattr__(self, "_checks", tuple(policy.check for policy in self.policies))
 
     @classmethod
     def of(cls, *policies: HaltPolicy) -> AnyOf:
@@ -54,8 +59,8 @@ class AnyOf(_Combinable):
         return cls(tuple(flat))
 
     def check(self, history: EnergyHistory) -> HaltDecision | None:
-        for policy in self.policies:
-            decision = policy.check(history)
+        for check in self._checks:
+            decision = check(history)
             if decision is not None:
                 return decision
         return None

@@ -6,7 +6,9 @@ bookkeeping cost constant however long a run is.
 
 from __future__ import annotations
 
+import functools
 import math
+from operator import mul
 
 import attrs
 
@@ -70,9 +72,12 @@ class EnergyHistory:
         """
         if window < 2 or len(self.energies) < window:
             return math.nan
-        tail = self.energies[-window:]
-        mid = (window - 1) / 2.0
-        numerator = 0.0
-        for i, energy in enumerate(tail):
-            numerator += (i - mid) * energy
-        return numerator / (window * (window * window - 1) / 12.0)
+        return sum(map(mul, _slope_weights(window), self.energies[-window:]))
+
+
+@functools.cache
+def _slope_weights(window: int) -> tuple[float, ...]:
+    """Weights w_i with slope = sum(w_i * e_i) for a least-squares line through i = 0..window-1."""
+    mid = (window - 1) / 2.0
+    denominator = window * (window * window - 1) / 12.0
+    return tuple((i - mid) / denominator for i in range(window))

@@ -53,14 +53,14 @@ def refine(
     Each step runs ``step`` then ``project`` then ``energy``; the policy is checked before
     the plugin's own ``halt``. ``budget`` caps the ATP spent (each step costs
     ``plugin.step_cost``). Pass ``state`` to continue from an imported state instead of
-    calling ``init_state``. Energy 0.0 is a value, never "missing".
+    calling ``init_state``. A step whose cost exceeds the ATP left is not started.
+    Energy 0.0 is a value, never "missing".
     """
     policy = policy if policy is not None else default_policy()
     telemetry = telemetry if telemetry is not None else _NO_TELEMETRY
     if state is None:
         state = plugin.init_state(x0, dict(ctx or {}))
     energy = state.energy if state.energy is not None else float(plugin.energy(state))
-    state = state.evolve(energy=energy) if state.energy is None else state
     history = EnergyHistory(budget=budget)
     history.append(energy)
     step_fn, project_fn, energy_fn, cost_fn = plugin.step, plugin.project, plugin.energy, plugin.step_cost
@@ -70,15 +70,19 @@ def refine(
     while decision is None:
         cost = cost_fn(state)
         remaining = None if budget is None else budget - history.spent
+        if remaining is not None and cost > remaining:
+            decision = HaltDecision("budget_exhausted", f"next step costs {cost:.6g} ATP, {remaining:.6g} left")
+            break
         state = project_fn(step_fn(state, remaining))
         energy = float(energy_fn(state))
-        state = state.evolve(energy=energy)
         history.append(energy, cost)
         if telemetry.active:
             energies = history.energies
             telemetry.emit(StepEvent(plugin.name, session, state.step, energy, energy - energies[-2],
                                      history.spent, time.perf_counter() - t0))
         decision = check(history) or halt_fn(history)
+    if state.energy != energy:
+        state = state.evolve(energy=energy)
     metrics = trust_metrics(history)
     if telemetry.active:
         telemetry.emit(HaltEvent(plugin.name, session, state.step, decision.reason, decision.policy,
