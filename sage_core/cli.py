@@ -92,12 +92,12 @@ def new_plugin_command(name: str, directory: Path | None) -> None:
 
 
 def build_cli(registry: Registry | None = None) -> click.Group:
-    """The ``sage`` group with every installed package's commands added (once per process)."""
+    """A ``sage`` group with the core commands plus every installed package's commands."""
     registry = registry or get_registry()
-    if not getattr(cli, "_sage_extended", False):
-        registry.hook.sage_register_commands(cli=cli)
-        cli._sage_extended = True  # type: ignore[attr-defined]
-    return cli
+    group = click.Group("sage", commands=dict(cli.commands), params=list(cli.params), callback=cli.callback,
+                        help=cli.help, context_settings=cli.context_settings)
+    registry.hook.sage_register_commands(cli=group)
+    return group
 
 
 def main(argv: list[str] | None = None) -> None:

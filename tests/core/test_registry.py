@@ -148,3 +148,32 @@ def test_failed_module_leaves_no_partial_registrations(sage_registry):
     assert not sage_registry.add(module, name="half")
     assert sage_registry.plugins == {} and not sage_registry.pm.get_plugins()
     assert "name" in sage_registry.failures[0].error
+
+
+def test_backends_sinks_and_commands_are_contributed_through_hooks(sage_registry):
+    import types
+
+    import click
+    from click.testing import CliRunner
+
+    from sage_core import MemorySink, hookimpl
+    from sage_core.cli import build_cli
+
+    @click.command("hello")
+    def hello():
+        click.echo("hello from a plugin")
+
+    module = types.SimpleNamespace(
+        sage_register_backends=hookimpl(lambda register: register(lambda: "backend", name="mine")),
+        sage_telemetry_sinks=hookimpl(lambda register: register(MemorySink, name="memory")),
+        sage_register_commands=hookimpl(lambda cli: cli.add_command(hello)),
+    )
+    assert sage_registry.add(module, name="contrib")
+    assert sage_registry.get("backend", "mine")() == "backend"
+    assert sage_registry.get("sink", "memory") is MemorySink
+    group = build_cli(sage_registry)
+    result = CliRunner().invoke(group, ["hello"])
+    assert result.exit_code == 0 and "hello from a plugin" in result.output
+    assert "hello" not in build_cli(Registry(disabled=())).commands  # the core group is not mutated
+    with pytest.raises(UnknownPluginError, match="unknown backend 'theirs'; registered: mine"):
+        sage_registry.get("backend", "theirs")
