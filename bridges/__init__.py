@@ -1,1 +1,15 @@
-"""bridges: see the package docs."""
+"""bridges: typed adapters that turn a source node's state into a target node's input or context.
+
+A bridge is a callable ``bridge(state) -> value`` with three attributes: ``name``,
+``source_kind`` (what it reads: the source plugin's ``output_kind``) and ``target_kind``
+(what it produces: the target plugin's ``input_kind`` when it feeds the input). The kind
+``"any"`` matches everything, and a plugin that declares no kind matches every bridge.
+Built-in bridges are registered through the ``sage_register_bridges`` hook like any third
+party's; wrap a plain function with :func:`bridge` to give it a name and kinds.
+"""
+
+from ._bridge import ANY, Bridge, as_bridge, bridge, kinds_match
+from ._builtin import BUILTIN_BRIDGES, energy_bridge, flatten_bridge, identity_bridge
+
+__all__ = ["ANY", "BUILTIN_BRIDGES", "Bridge", "as_bridge", "bridge", "energy_bridge", "flatten_bridge",
+           "identity_bridge", "kinds_match"]

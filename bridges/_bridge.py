@@ -1,0 +1,55 @@
+"""The Bridge value type and the kind-matching rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from sage_core import IRPState
+
+#: The wildcard kind: a bridge or plugin side declared "any" (or undeclared) matches every kind.
+ANY = "any"
+
+
+def kinds_match(produced: str | None, expected: str | None) -> bool:
+    """True if a value of kind ``produced`` may be used where ``expected`` is declared."""
+    if produced in (None, ANY) or expected in (None, ANY):
+        return True
+    return produced == expected
+
+
+@attrs.frozen(slots=True)
+class Bridge:
+    """A named, typed adapter ``fn(state) -> value``; calling the bridge calls ``fn``."""
+
+    name: str
+    fn: Callable[[IRPState], Any] = attrs.field(repr=False)
+    source_kind: str = ANY
+    target_kind: str = ANY
+    doc: str = attrs.field(default="", repr=False)
+
+    def __call__(self, state: IRPState) -> Any:
+        return self.fn(state)
+
+
+def bridge(name: str | None = None, *, source_kind: str = ANY, target_kind: str = ANY) -> Callable[[Callable], Bridge]:
+    """Decorator: ``@bridge("to_vector", source_kind="grid", target_kind="vector")``."""
+
+    def wrap(fn: Callable[[IRPState], Any]) -> Bridge:
+        return Bridge(name or fn.__name__, fn, source_kind, target_kind, (fn.__doc__ or "").strip())
+
+    return wrap
+
+
+def as_bridge(obj: Any, name: str | None = None) -> Bridge:
+    """Coerce a Bridge, or any callable (with optional ``name``/``source_kind``/``target_kind``
+    attributes), into a :class:`Bridge`."""
+    if isinstance(obj, Bridge):
+        return obj
+    if not callable(obj):
+        raise TypeError(f"a bridge must be callable, got {type(obj).__name__}")
+    label = name or getattr(obj, "name", None) or getattr(obj, "__name__", None) or repr(obj)
+    return Bridge(str(label), obj, getattr(obj, "source_kind", ANY) or ANY, getattr(obj, "target_kind", ANY) or ANY,
+                  (getattr(obj, "__doc__", "") or "").strip())

@@ -1,0 +1,2 @@
+class BatchPool: pass
+class PoolResult: pass

@@ -1,0 +1,91 @@
+"""Fault isolation: one plugin step, checked; any failure becomes a Fault value, never an exception."""
+
+from __future__ import annotations
+
+import numbers
+import time
+import traceback
+from typing import Any
+
+import attrs
+
+from sage_core import IRPState
+
+#: Fault kinds (the ``policy`` of the node's HaltDecision).
+ERROR, NON_FINITE, BAD_TYPE, TIMEOUT, UPSTREAM = "error", "non_finite", "bad_type", "timeout", "upstream_failed"
+FAULT_KINDS = (ERROR, NON_FINITE, BAD_TYPE, TIMEOUT, UPSTREAM)
+
+
+@attrs.frozen(slots=True)
+class Fault(Exception):
+    """Why a node failed: ``kind`` (one of FAULT_KINDS), a one-line ``detail``, and the
+    ``traceback`` text when the plugin raised."""
+
+    kind: str
+    detail: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+def as_real(value: Any, what: str) -> float:
+    """``value`` as a float if it is a real number (Python, numpy or a one-element tensor)."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    numel = getattr(value, "numel", None)
+    if callable(numel) and numel() == 1 and not getattr(value, "is_complex", lambda: False)():
+        return float(value.item())
+    raise Fault(BAD_TYPE, f"{what} returned {type(value).__name__}, expected a real number")
+
+
+def from_exception(exc: BaseException, where: str) -> Fault:
+    if isinstance(exc, Fault):
+        return exc
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4))
+    return Fault(ERROR, f"{where} raised {type(exc).__name__}: {exc}", tb)
+
+
+def checked_state(value: Any, what: str) -> IRPState:
+    if not isinstance(value, IRPState):
+        raise Fault(BAD_TYPE, f"{what} returned {type(value).__name__}, expected IRPState")
+    return value
+
+
+def advance(plugin: Any, state: IRPState, remaining: float | None) -> tuple[IRPState, float, float, float]:
+    """One checked step: ``(new_state, energy, next_step_cost, elapsed_s)``; raises :class:`Fault`."""
+    t0 = time.perf_counter()
+    try:
+        new = plugin.step(state, remaining)
+        if not isinstance(new, IRPState):
+            raise Fault(BAD_TYPE, f"step() returned {type(new).__name__}, expected IRPState")
+        new = plugin.project(new)
+        if not isinstance(new, IRPState):
+            raise Fault(BAD_TYPE, f"project() returned {type(new).__name__}, expected IRPState")
+        energy = plugin.energy(new)
+        if energy.__class__ is not float:
+            energy = as_real(energy, "energy()")
+        if energy - energy != 0.0:
+            raise Fault(NON_FINITE, f"energy is {energy!r} after step {new.step}")
+        cost = plugin.step_cost(new)
+        if cost.__class__ is not float:
+            cost = as_real(cost, "step_cost()")
+    except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
+        raise from_exception(exc, f"step {state.step + 1}") from None
+    return new, energy, cost, time.perf_counter() - t0
+
+
+def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
+    """Check a fresh or imported state: ``(state, energy, next_step_cost)``; raises :class:`Fault`."""
+    try:
+        state = checked_state(state, "init_state()")
+        energy = state.energy if state.energy is not None else plugin.energy(state)
+        energy = as_real(energy, "energy()")
+        if energy - energy != 0.0:
+            raise Fault(NON_FINITE, f"initial energy is {energy!r}")
+        cost = as_real(plugin.step_cost(state), "step_cost()")
+    except Exception as exc:  # noqa: BLE001
+        raise from_exception(exc, "init") from None
+    return state, energy, cost

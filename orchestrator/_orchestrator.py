@@ -1,0 +1,644 @@
+"""The Orchestrator: runs a Pipeline under an ATP budget with trust, scheduling, fault isolation,
+telemetry, and checkpoint/resume."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from sage_core import (
+    EnergyHistory,
+    Event,
+    HaltDecision,
+    HaltEvent,
+    IRPState,
+    Registry,
+    SageError,
+    StepEvent,
+    Telemetry,
+    TrustMetrics,
+    get_registry,
+    trust_metrics,
+)
+
+from ._backends import InlineBackend, make_backend
+from ._budget import share, split_budget
+from ._faults import UPSTREAM, Fault, advance, from_exception
+from ._pipeline import INPUT, Node, Pipeline, PipelineError
+from ._scheduler import BUILTIN_SCHEDULERS, Scheduler
+from ._trust import TrustStore
+
+PENDING, RUNNING, STARVED, HALTED = "pending", "running", "starved", "halted"
+SCHEMA = 1
+_EPS = 1e-9
+DEFAULT_FLOOR_FRACTION = 0.1
+
+
+class OrchestratorError(SageError, RuntimeError):
+    """The orchestrator was used out of order (e.g. step() before start()) or a snapshot does not fit."""
+
+
+@attrs.define(slots=True, eq=False)
+class NodeRun:
+    """Live bookkeeping of one node in a session (what the scheduler sees as a candidate)."""
+
+    name: str
+    node: Node
+    index: int
+    check: Any
+    status: str = PENDING
+    history: EnergyHistory = attrs.field(factory=EnergyHistory)
+    allocation: float = math.inf
+    next_cost: float = 1.0
+    trust: float = 0.5
+    elapsed: float = 0.0
+    decision: HaltDecision | None = None
+    fault: Fault | None = None
+
+    @property
+    def remaining(self) -> float:
+        return self.allocation - self.history.spent
+
+
+@attrs.frozen(slots=True)
+class NodeResult:
+    """Outcome of one node: final (or last good) state, why it halted, ATP, energies, metrics."""
+
+    name: str
+    plugin: str
+    state: IRPState | None
+    decision: HaltDecision
+    fault: Fault | None
+    steps: int
+    atp_spent: float
+    allocation: float
+    energies: tuple[float, ...]
+    metrics: TrustMetrics
+
+    @property
+    def failed(self) -> bool:
+        return self.fault is not None
+
+    @property
+    def reason(self) -> str:
+        return self.decision.policy
+
+    @property
+    def energy(self) -> float | None:
+        return self.energies[-1] if self.energies else None
+
+
+@attrs.frozen(slots=True)
+class Result:
+    """Outcome of a session: per-node results, ATP, the trust after the session, halt events."""
+
+    session: str
+    nodes: dict[str, NodeResult]
+    budget: float | None
+    atp_spent: float
+    trust: dict[str, float]
+    events: tuple[Event, ...]
+
+    @property
+    def states(self) -> dict[str, IRPState | None]:
+        return {name: node.state for name, node in self.nodes.items()}
+
+    @property
+    def failures(self) -> dict[str, Fault]:
+        return {name: node.fault for name, node in self.nodes.items() if node.fault is not None}
+
+    def __getitem__(self, name: str) -> NodeResult:
+        return self.nodes[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary (no tensors)."""
+        return {
+            "session": self.session,
+            "budget": self.budget,
+            "atp_spent": self.atp_spent,
+            "trust": self.trust,
+            "nodes": {
+                name: {"plugin": n.plugin, "reason": n.decision.policy, "detail": n.decision.reason,
+                       "failed": n.failed, "steps": n.steps, "energy": n.energy, "atp_spent": n.atp_spent,
+                       "allocation": None if math.isinf(n.allocation) else n.allocation,
+                       "monotonicity": n.metrics.monotonicity, "convergence_rate": n.metrics.convergence_rate}
+                for name, n in self.nodes.items()
+            },
+        }
+
+
+def _make_scheduler(spec: Any, registry: Registry | None) -> Scheduler:
+    if spec is None:
+        spec = "energy_drop"
+    if isinstance(spec, str):
+        if spec in BUILTIN_SCHEDULERS:
+            return BUILTIN_SCHEDULERS[spec]()
+        factory = (registry or get_registry()).get("backend", spec)
+        return factory()
+    if not callable(getattr(spec, "select", None)):
+        raise TypeError(f"a scheduler needs select(candidates, k); got {spec!r}")
+    return spec
+
+
+class Orchestrator:
+    """Runs a :class:`Pipeline`.
+
+    ``scheduler``: ``"energy_drop"`` (default), ``"round_robin"``, a name registered through
+    ``sage_register_backends``, or an object with ``select``. ``backend``: ``"inline"``
+    (default), ``"threads"``, ``"ray"``, a registered name or a backend object. ``trust``: a
+    :class:`TrustStore` shared across sessions (updated in place when a session finishes).
+    ``telemetry``: where step and halt events go (see :meth:`events` for an iterator).
+
+    One session at a time: :meth:`run` = :meth:`start` + :meth:`finish`; in between,
+    :meth:`step` runs one scheduling round and :meth:`checkpoint` saves the session.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, scheduler: Any = None, backend: Any = None,
+                 trust: TrustStore | None = None, telemetry: Telemetry | None = None,
+                 floor_fraction: float = DEFAULT_FLOOR_FRACTION, registry: Registry | None = None) -> None:
+        pipeline.validate()
+        self.pipeline = pipeline
+        self._registry = registry
+        settings = pipeline.settings
+        self.scheduler = _make_scheduler(scheduler if scheduler is not None else settings.get("scheduler"), registry)
+        self.backend = make_backend(backend if backend is not None else settings.get("backend"), self.registry)
+        self.trust = trust if trust is not None else TrustStore()
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        if not 0.0 <= floor_fraction <= 1.0:
+            raise ValueError(f"floor_fraction must be in [0, 1], got {floor_fraction}")
+        self.floor_fraction = floor_fraction
+        self.session: str | None = None
+        self.budget: float | None = None
+        self.rounds = 0
+        self.runs: dict[str, NodeRun] = {}
+        self._order: list[NodeRun] = []
+        self._halts: list[HaltEvent] = []
+        self._buffer: list[Event] | None = None
+        self._done = True
+        self._result: Result | None = None
+        self._t0 = 0.0
+        self._stores: set[int] = set()
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry or get_registry()
+
+    # -- session lifecycle ----------------------------------------------------------------
+    def _setup(self, session: str | None, budget: float | None) -> None:
+        if budget is not None and not budget >= 0:
+            raise ValueError(f"budget must be >= 0 ATP or None, got {budget!r}")
+        self.session = session or uuid.uuid4().hex[:12]
+        self.budget = None if budget is None or math.isinf(budget) else float(budget)
+        self.rounds = 0
+        self._halts, self._done, self._result, self._t0 = [], False, None, time.perf_counter()
+        nodes = self.pipeline.nodes
+        self.runs = {}
+        for index, node in enumerate(nodes):
+            self.runs[node.name] = NodeRun(node.name, node, index, node.policy.check,
+                                           trust=self.trust.get(node.plugin_name))
+        self._order = list(self.runs.values())
+        self.backend.open({node.name: node for node in nodes})
+
+    def _split(self) -> None:
+        names = [run.name for run in self._order]
+        if self.budget is None:
+            for run in self._order:
+                run.allocation = math.inf
+            return
+        default_floor = self.floor_fraction * self.budget / len(names)
+        floors = {run.name: (run.node.floor if run.node.floor is not None else default_floor) for run in self._order}
+        allocation = split_budget(self.budget, names, {r.name: r.trust for r in self._order}, floors)
+        for run in self._order:
+            run.allocation = allocation[run.name]
+
+    def start(self, inputs: Mapping[str, Any] | None = None, budget: float | None = None, *,
+              session: str | None = None, store: Any = None) -> str:
+        """Begin a session: split the budget, start every node whose inputs are ready.
+
+        ``inputs`` maps node names to their input ``x0`` (a node's TOML ``input`` is used
+        otherwise); ``budget`` is in ATP (default: the pipeline's ``budget`` setting, else
+        unlimited). With ``store`` the session is created in that SessionStore. Returns the
+        session id.
+        """
+        inputs = dict(inputs or {})
+        unknown = set(inputs) - set(self.pipeline.graph)
+        if unknown:
+            raise PipelineError(f"inputs for unknown node(s) {sorted(unknown)}")
+        for name in inputs:
+            if any(edge.to == INPUT for edge in self.pipeline.in_edges(name)):
+                raise PipelineError(f"node {name!r} gets its input from an edge; it cannot also take run input")
+        if budget is None:
+            budget = self.pipeline.settings.get("budget")
+        if store is not None:
+            session = store.create(session_id=session)
+            self._stores.add(id(store))
+        self._setup(session, budget)
+        self._inputs = inputs
+        self._split()
+        self._notify_started()
+        self._activate_ready()
+        return self.session  # type: ignore[return-value]
+
+    def _notify_started(self) -> None:
+        try:
+            self.registry.hook.sage_session_started(session=self.session, nodes=list(self.runs))
+        except Exception:  # noqa: BLE001 - an observer must not break a session
+            pass
+
+    @property
+    def done(self) -> bool:
+        """True when every node has halted (or no session is active)."""
+        return self._done
+
+    def _require(self) -> None:
+        if self.session is None:
+            raise OrchestratorError("no session: call start(...) or resume(...) first")
+
+    # -- readiness and input --------------------------------------------------------------
+    def _activate_ready(self) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for run in self._order:
+                if run.status != PENDING:
+                    continue
+                edges = self.pipeline.in_edges(run.name)
+                sources = [(edge, self.runs[edge.source]) for edge in edges]
+                failed = [src for edge, src in sources if src.status == HALTED and src.fault is not None]
+                if failed:
+                    names = ", ".join(repr(s.name) for s in failed)
+                    self._halt(run, HaltDecision(UPSTREAM, f"upstream node(s) {names} failed"),
+                               Fault(UPSTREAM, f"upstream node(s) {names} failed"))
+                    progressed = True
+                    continue
+                ready = all(src.status == HALTED or (edge.streaming and src.history.steps > 0)
+                            for edge, src in sources)
+                if ready:
+                    self._start_node(run, sources)
+                    progressed = True
+
+    def _start_node(self, run: NodeRun, sources: list) -> None:
+        node = run.node
+        x0 = self._inputs.get(run.name, node.input)
+        ctx: dict[str, Any] = {"seed": node.seed}
+        try:
+            for edge, src in sources:
+                value = edge.bridge(self.backend.state(src.name))
+                if edge.to == INPUT:
+                    x0 = value
+                else:
+                    ctx[edge.to] = value
+        except Exception as exc:  # noqa: BLE001 - a bridge failure fails the target node
+            self._halt(run, HaltDecision("error", f"bridge into {run.name!r} failed"),
+                       from_exception(exc, f"bridge into {run.name!r}"))
+            return
+        try:
+            energy, cost = self.backend.init(run.name, x0, ctx)
+        except Fault as fault:
+            self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+            return
+        run.status = RUNNING
+        run.history.append(energy)
+        run.next_cost = cost
+        self._after_step(run)
+
+    def _deliver_streams(self, run: NodeRun) -> None:
+        edges = [edge for edge in self.pipeline.out_edges(run.name) if edge.streaming]
+        if not edges:
+            return
+        state = self.backend.state(run.name)
+        for edge in edges:
+            target = self.runs[edge.target]
+            if target.status in (RUNNING, STARVED):
+                try:
+                    energy, cost = self.backend.receive(target.name, edge.to, edge.bridge(state))
+                except Exception as exc:  # noqa: BLE001
+                    fault = exc if isinstance(exc, Fault) else from_exception(exc, f"stream {edge.label}")
+                    self._halt(target, HaltDecision(fault.kind, fault.detail), fault)
+                    continue
+                target.next_cost = cost
+        self._activate_ready()
+
+    # -- stepping ------------------------------------------------------------------------
+    def _after_step(self, run: NodeRun) -> None:
+        """Check halting after a step (or start) and whether the node can afford its next step."""
+        try:
+            decision = run.check(run.history) or run.node.plugin.halt(run.history)
+        except Exception as exc:  # noqa: BLE001
+            fault = from_exception(exc, "halt()")
+            self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+            return
+        if decision is not None:
+            self._halt(run, decision)
+        elif run.next_cost > run.remaining + _EPS:
+            run.status = STARVED
+        else:
+            run.status = RUNNING
+
+    def _emit(self, event: Event) -> None:
+        if self.telemetry.active:
+            self.telemetry.emit(event)
+        if self._buffer is not None:
+            self._buffer.append(event)
+
+    def _apply(self, run: NodeRun, cost: float, outcome: Any) -> None:
+        if isinstance(outcome, Fault):
+            self._halt(run, HaltDecision(outcome.kind, outcome.detail), outcome)
+            return
+        energy, step, next_cost, elapsed = outcome
+        history = run.history
+        previous = history.energies[-1]
+        history.append(energy, cost)
+        run.next_cost, run.elapsed = next_cost, run.elapsed + elapsed
+        if self.telemetry.active or self._buffer is not None:
+            self._emit(StepEvent(run.name, self.session or "", step, energy, energy - previous, history.spent,
+                                 run.elapsed))
+        self._after_step(run)
+        if run.status != PENDING:
+            self._deliver_streams(run)
+
+    def _burst(self, run: NodeRun) -> None:
+        """Fast path: the only runnable node, inline, no timeout, no streaming: step it to its halt."""
+        backend: InlineBackend = self.backend  # type: ignore[assignment]
+        name, plugin, history = run.name, run.node.plugin, run.history
+        state = backend.states[name]
+        check, halt_fn = run.check, plugin.halt
+        allocation, cost = run.allocation, run.next_cost
+        energies, append = history.energies, history.append
+        emit = self.telemetry.active or self._buffer is not None
+        session = self.session or ""
+        decision = fault = None
+        while True:
+            remaining = allocation - history.spent
+            if cost > remaining + _EPS:
+                break
+            try:
+                state, energy, next_cost, elapsed = advance(plugin, state, remaining)
+            except Fault as caught:
+                fault = caught
+                break
+            append(energy, cost)
+            cost = next_cost
+            run.elapsed += elapsed
+            if emit:
+                self._emit(StepEvent(name, session, state.step, energy, energy - energies[-2], history.spent,
+                                     run.elapsed))
+            try:
+                decision = check(history) or halt_fn(history)
+            except Exception as exc:  # noqa: BLE001
+                fault = from_exception(exc, "halt()")
+                break
+            if decision is not None:
+                break
+        backend.states[name] = state
+        run.next_cost = cost
+        if fault is not None:
+            self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+        elif decision is not None:
+            self._halt(run, decision)
+        else:
+            run.status = STARVED
+
+    def _round(self, burst: bool) -> None:
+        running = [run for run in self._order if run.status == RUNNING]
+        if not running:
+            starved = [run for run in self._order if run.status == STARVED]
+            if starved:  # nobody can free ATP any more
+                for run in starved:
+                    self._halt(run, HaltDecision("budget_exhausted",
+                                                 f"next step costs {run.next_cost:.6g} ATP, {run.remaining:.6g} left"))
+            else:
+                self._done = True
+            return
+        self.rounds += 1
+        if len(running) == 1:
+            run = running[0]
+            if (burst and type(self.backend) is InlineBackend and run.node.timeout is None
+                    and not any(edge.streaming for edge in self.pipeline.out_edges(run.name))):
+                self._burst(run)
+                return
+            chosen = [run]
+        else:
+            names = self.scheduler.select(running, self.backend.parallel)
+            if not names:
+                raise OrchestratorError(f"scheduler {self.scheduler!r} selected no node among {len(running)}")
+            chosen = [self.runs[name] for name in names]
+        requests = [(run.name, run.remaining) for run in chosen]
+        costs = [run.next_cost for run in chosen]
+        for run, cost, outcome in zip(chosen, costs, self.backend.step(requests)):
+            if run.status == RUNNING:  # may have been halted by an earlier outcome's stream
+                self._apply(run, cost, outcome)
+
+    def step(self) -> list[Event]:
+        """Run one scheduling round (one step of the chosen node(s)); return the events it emitted."""
+        self._require()
+        if self._done:
+            return []
+        buffer, self._buffer = self._buffer, []
+        try:
+            self._round(burst=False)
+            return self._buffer
+        finally:
+            self._buffer = buffer
+
+    def events(self) -> Iterator[Event]:
+        """Iterate the session's step and halt events while running it to the end."""
+        self._require()
+        while not self._done:
+            for event in self.step():
+                yield event
+
+    def finish(self) -> Result:
+        """Run the session to the end, update trust, and return the :class:`Result`."""
+        self._require()
+        while not self._done:
+            self._round(burst=True)
+        return self._finalise()
+
+    def run(self, inputs: Mapping[str, Any] | None = None, budget: float | None = None, *,
+            session: str | None = None, store: Any = None) -> Result:
+        """Run a whole session: :meth:`start` then :meth:`finish`."""
+        self.start(inputs, budget, session=session, store=store)
+        return self.finish()
+
+    # -- halting and ATP hand-over -----------------------------------------------------------
+    def _halt(self, run: NodeRun, decision: HaltDecision, fault: Fault | None = None) -> None:
+        run.status, run.decision, run.fault = HALTED, decision, fault
+        if self.budget is not None:
+            unspent = run.allocation - run.history.spent
+            run.allocation = run.history.spent
+            receivers = [r for r in self._order if r.status != HALTED]
+            for name, amount in share(unspent, [r.name for r in receivers], {r.name: r.trust for r in receivers}).items():
+                receiver = self.runs[name]
+                receiver.allocation += amount
+                if receiver.status == STARVED and receiver.next_cost <= receiver.remaining + _EPS:
+                    receiver.status = RUNNING
+        history = run.history
+        metrics = trust_metrics(history)
+        last = history.last
+        event = HaltEvent(run.name, self.session or "", history.steps, decision.reason, decision.policy,
+                          last if last is not None and math.isfinite(last) else None, metrics.monotonicity,
+                          metrics.dE_variance, metrics.convergence_rate, history.spent, run.elapsed)
+        self._halts.append(event)
+        self._emit(event)
+        try:
+            self.registry.hook.sage_plugin_halted(session=self.session, node=run.name, event=event)
+        except Exception:  # noqa: BLE001
+            pass
+        self._activate_ready()
+
+    # -- results ----------------------------------------------------------------------------
+    def _finalise(self) -> Result:
+        if self._result is not None:
+            return self._result
+        for run in self._order:
+            if run.history.steps > 0 or (run.fault is not None and run.fault.kind != UPSTREAM):
+                self.trust.update(run.node.plugin_name, run.history, run.fault is not None)
+        nodes = {}
+        for run in self._order:
+            state = self.backend.state(run.name)
+            if state is not None and run.history.energies and state.energy != run.history.energies[-1]:
+                state = state.evolve(energy=run.history.energies[-1])
+            nodes[run.name] = NodeResult(run.name, run.node.plugin_name, state, run.decision, run.fault,
+                                         run.history.steps, run.history.spent, run.allocation,
+                                         tuple(run.history.energies), trust_metrics(run.history))
+        spent = sum(run.history.spent for run in self._order)
+        self._result = Result(self.session or "", nodes, self.budget, spent, self.trust.as_dict(), tuple(self._halts))
+        try:
+            self.registry.hook.sage_session_finished(session=self.session, result=self._result)
+        except Exception:  # noqa: BLE001
+            pass
+        return self._result
+
+    def close(self) -> None:
+        """Release backend resources (thread pools, Ray actors)."""
+        self.backend.close()
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- persistence --------------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        """The session as a ``persistence.SessionSnapshot`` (node states + orchestrator dict + RNG)."""
+        from persistence import PluginSnapshot, SessionSnapshot, capture_rng_state
+
+        self._require()
+        nodes = {}
+        for run in self._order:
+            if self.backend.state(run.name) is None:
+                continue
+            plugin = run.node.plugin
+            tensors, meta = self.backend.export(run.name)
+            nodes[run.name] = PluginSnapshot(run.node.plugin_name, str(getattr(plugin, "version", "0")),
+                                             int(getattr(plugin, "api_version", 1)), tensors, meta)
+        return SessionSnapshot(nodes, self._orchestrator_dict(), capture_rng_state())
+
+    def _orchestrator_dict(self) -> dict[str, Any]:
+        try:
+            spec = self.pipeline.to_dict()
+        except PipelineError:
+            spec = None
+        runs = {}
+        for run in self._order:
+            h = run.history
+            runs[run.name] = {
+                "plugin": run.node.plugin_name, "status": run.status, "allocation": run.allocation,
+                "next_cost": run.next_cost, "trust": run.trust, "elapsed": run.elapsed,
+                "energies": list(h.energies), "spent": h.spent, "decreases": h.decreases,
+                "rises_in_a_row": h.rises_in_a_row, "sum_d": h.sum_d, "sum_d2": h.sum_d2,
+                "decision": None if run.decision is None else [run.decision.policy, run.decision.reason],
+                "fault": None if run.fault is None else [run.fault.kind, run.fault.detail, run.fault.traceback],
+            }
+        halts = [attrs.asdict(event) for event in self._halts]
+        return {
+            "schema": SCHEMA, "session": self.session, "pipeline": spec, "budget": self.budget,
+            "rounds": self.rounds, "done": self._done, "floor_fraction": self.floor_fraction,
+            "scheduler": {"name": getattr(self.scheduler, "name", type(self.scheduler).__name__),
+                          "state": self.scheduler.state_dict()},
+            "backend": getattr(self.backend, "name", type(self.backend).__name__),
+            "trust": self.trust.to_dict(), "nodes": runs, "halts": halts,
+        }
+
+    def checkpoint(self, store: Any) -> int:
+        """Save the session in ``store`` (a ``persistence.SessionStore``); returns the checkpoint number."""
+        self._require()
+        if id(store) not in self._stores:
+            try:
+                store.create(session_id=self.session)
+            except Exception:  # noqa: BLE001 - the session already exists in that store
+                pass
+            self._stores.add(id(store))
+        return store.checkpoint(self.session, self.snapshot())
+
+    def resume(self, store: Any, session_id: str, checkpoint: int | None = None) -> str:
+        """Load a checkpoint of ``session_id`` into this orchestrator; continue with :meth:`step`,
+        :meth:`events` or :meth:`finish`. The continuation is bit-identical to an uninterrupted run
+        (node states, energies, budgets, trust, scheduler and RNG state are all restored)."""
+        from persistence import restore_rng_state
+
+        snapshot = store.load(session_id, checkpoint)
+        data = snapshot.orchestrator
+        if data.get("schema") != SCHEMA:
+            raise OrchestratorError(f"session {session_id!r}: orchestrator schema {data.get('schema')!r}, "
+                                    f"this sage-irp reads {SCHEMA}")
+        names = set(data["nodes"])
+        if names != set(self.pipeline.graph):
+            raise OrchestratorError(f"session {session_id!r} has nodes {sorted(names)} but the pipeline has "
+                                    f"{sorted(self.pipeline.graph)}")
+        self._stores.add(id(store))
+        self.floor_fraction = float(data["floor_fraction"])
+        self._setup(str(data["session"]), data["budget"])
+        self._inputs = {}
+        self.rounds = int(data["rounds"])
+        self.trust = TrustStore.from_dict(data["trust"])
+        self.scheduler.load_state_dict(data["scheduler"]["state"])
+        for name, saved in data["nodes"].items():
+            run = self.runs[name]
+            if saved["plugin"] != run.node.plugin_name:
+                raise OrchestratorError(f"session {session_id!r}: node {name!r} ran plugin {saved['plugin']!r}, "
+                                        f"the pipeline has {run.node.plugin_name!r}")
+            run.status, run.allocation, run.next_cost = saved["status"], saved["allocation"], saved["next_cost"]
+            run.trust, run.elapsed = saved["trust"], saved["elapsed"]
+            run.history = EnergyHistory(list(saved["energies"]), None, saved["spent"], saved["decreases"],
+                                        saved["rises_in_a_row"], saved["sum_d"], saved["sum_d2"])
+            run.decision = None if saved["decision"] is None else HaltDecision(*saved["decision"])
+            run.fault = None if saved["fault"] is None else Fault(*saved["fault"])
+            plugin_snapshot = snapshot.nodes.get(name)
+            if plugin_snapshot is not None:
+                plugin = run.node.plugin
+                if plugin_snapshot.plugin != run.node.plugin_name:
+                    raise OrchestratorError(f"node {name!r}: snapshot is of plugin {plugin_snapshot.plugin!r}")
+                if str(plugin_snapshot.version) != str(getattr(plugin, "version", "0")):
+                    raise OrchestratorError(f"node {name!r}: saved by {run.node.plugin_name} "
+                                            f"{plugin_snapshot.version}, installed is {plugin.version}")
+                try:
+                    self.backend.import_state(name, plugin_snapshot.tensors, plugin_snapshot.meta)
+                except Fault as fault:
+                    raise OrchestratorError(f"node {name!r}: cannot restore its state: {fault}") from None
+        self._halts = [HaltEvent(**event) for event in data["halts"]]
+        self._done = bool(data["done"])
+        restore_rng_state(snapshot.rng)
+        self._notify_started()
+        return self.session  # type: ignore[return-value]
+
+    @classmethod
+    def from_store(cls, store: Any, session_id: str, checkpoint: int | None = None, **kwargs: Any) -> Orchestrator:
+        """Rebuild the pipeline saved in a session (built from registered names) and resume it."""
+        snapshot = store.load(session_id, checkpoint)
+        spec = snapshot.orchestrator.get("pipeline")
+        if spec is None:
+            raise OrchestratorError(f"session {session_id!r} was run on a pipeline of Python objects; "
+                                    "rebuild it in Python and call Orchestrator(pipeline).resume(store, id)")
+        kwargs.setdefault("scheduler", snapshot.orchestrator["scheduler"]["name"])
+        kwargs.setdefault("backend", snapshot.orchestrator["backend"])
+        orchestrator = cls(Pipeline.from_dict(spec, registry=kwargs.get("registry")), **kwargs)
+        orchestrator.resume(store, session_id, checkpoint)
+        return orchestrator

@@ -1,0 +1,93 @@
+"""Schedulers: which running node steps next. Replaceable (parameter or ``sage_register_backends``).
+
+A scheduler has ``name``, ``select(candidates, k) -> list[str]`` (up to ``k`` distinct node
+names among ``candidates``, best first), and ``state_dict()``/``load_state_dict(d)`` so a
+resumed session schedules exactly as the uninterrupted one would. A candidate exposes
+``name``, ``index`` (pipeline order), ``history`` (:class:`~sage_core.EnergyHistory`),
+``next_cost`` (ATP of its next step) and ``trust``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    name: str
+
+    def select(self, candidates: Sequence[Any], k: int) -> list[str]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class EnergyDropScheduler:
+    """Default: the node with the highest expected energy drop per ATP steps next.
+
+    Expected drop = mean energy decrease over the last ``window`` steps of the node; divided by
+    the ATP its next step costs. A node that has not stepped yet goes first (unknown = most
+    promising). Ties go to the node stepped least recently, then to pipeline order.
+    """
+
+    name = "energy_drop"
+
+    def __init__(self, window: int = 3) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._tick = 0
+        self._last: dict[str, int] = {}
+
+    def priority(self, candidate: Any) -> float:
+        energies = candidate.history.energies
+        n = len(energies) - 1
+        if n < 1:
+            return math.inf
+        w = min(self.window, n)
+        drop = (energies[-1 - w] - energies[-1]) / w
+        return drop / max(candidate.next_cost, 1e-12)
+
+    def select(self, candidates: Sequence[Any], k: int) -> list[str]:
+        last = self._last
+        ranked = sorted(candidates, key=lambda c: (-self.priority(c), last.get(c.name, -1), c.index))
+        chosen = [c.name for c in ranked[:k]]
+        for name in chosen:
+            self._tick += 1
+            last[name] = self._tick
+        return chosen
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": self.window, "tick": self._tick, "last": dict(self._last)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.window, self._tick, self._last = int(state["window"]), int(state["tick"]), dict(state["last"])
+
+
+class RoundRobinScheduler:
+    """Each running node in pipeline order, one after another."""
+
+    name = "round_robin"
+
+    def __init__(self) -> None:
+        self._position = -1
+
+    def select(self, candidates: Sequence[Any], k: int) -> list[str]:
+        ordered = sorted(candidates, key=lambda c: c.index)
+        after = [c for c in ordered if c.index > self._position]
+        rotated = (after + [c for c in ordered if c.index <= self._position])[:k]
+        if rotated:
+            self._position = rotated[-1].index
+        return [c.name for c in rotated]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"position": self._position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._position = int(state["position"])
+
+
+BUILTIN_SCHEDULERS = {"energy_drop": EnergyDropScheduler, "round_robin": RoundRobinScheduler}
