@@ -288,7 +288,7 @@ class Orchestrator:
         ctx: dict[str, Any] = {"seed": node.seed}
         try:
             for edge, src in sources:
-                value = edge.bridge(self.backend.state(src.name))
+                value = edge.bridge(self._state_of(src))
                 if edge.to == INPUT:
                     x0 = value
                 else:
@@ -311,7 +311,7 @@ class Orchestrator:
         edges = [edge for edge in self.pipeline.out_edges(run.name) if edge.streaming]
         if not edges:
             return
-        state = self.backend.state(run.name)
+        state = self._state_of(run)
         for edge in edges:
             target = self.runs[edge.target]
             if target.status in (RUNNING, STARVED):
@@ -323,6 +323,14 @@ class Orchestrator:
                     continue
                 target.next_cost = cost
         self._activate_ready()
+
+    def _state_of(self, run: NodeRun) -> IRPState | None:
+        """The node's current state with its latest energy filled in."""
+        state = self.backend.state(run.name)
+        last = run.history.last
+        if state is not None and last is not None and state.energy != last:
+            state = state.evolve(energy=last)
+        return state
 
     # -- stepping ------------------------------------------------------------------------
     def _after_step(self, run: NodeRun) -> None:
@@ -408,10 +416,12 @@ class Orchestrator:
         running = [run for run in self._order if run.status == RUNNING]
         if not running:
             starved = [run for run in self._order if run.status == STARVED]
-            if starved:  # nobody can free ATP any more
-                for run in starved:
-                    self._halt(run, HaltDecision("budget_exhausted",
-                                                 f"next step costs {run.next_cost:.6g} ATP, {run.remaining:.6g} left"))
+            if starved:
+                # Nobody else will free ATP: the node furthest from affording its next step halts
+                # and hands its remainder to the others, which may wake one of them.
+                run = max(starved, key=lambda r: (r.next_cost - r.remaining, -r.trust, r.index))
+                self._halt(run, HaltDecision("budget_exhausted",
+                                             f"next step costs {run.next_cost:.6g} ATP, {run.remaining:.6g} left"))
             else:
                 self._done = True
             return
@@ -501,9 +511,7 @@ class Orchestrator:
                 self.trust.update(run.node.plugin_name, run.history, run.fault is not None)
         nodes = {}
         for run in self._order:
-            state = self.backend.state(run.name)
-            if state is not None and run.history.energies and state.energy != run.history.energies[-1]:
-                state = state.evolve(energy=run.history.energies[-1])
+            state = self._state_of(run)
             nodes[run.name] = NodeResult(run.name, run.node.plugin_name, state, run.decision, run.fault,
                                          run.history.steps, run.history.spent, run.allocation,
                                          tuple(run.history.energies), trust_metrics(run.history))
@@ -528,7 +536,7 @@ class Orchestrator:
     # -- persistence --------------------------------------------------------------------------
     def snapshot(self) -> Any:
         """The session as a ``persistence.SessionSnapshot`` (node states + orchestrator dict + RNG)."""
-        from persistence import PluginSnapshot, SessionSnapshot, capture_rng_state
+        from ._persist import PluginSnapshot, SessionSnapshot, capture_rng_state
 
         self._require()
         nodes = {}
@@ -582,7 +590,7 @@ class Orchestrator:
         """Load a checkpoint of ``session_id`` into this orchestrator; continue with :meth:`step`,
         :meth:`events` or :meth:`finish`. The continuation is bit-identical to an uninterrupted run
         (node states, energies, budgets, trust, scheduler and RNG state are all restored)."""
-        from persistence import restore_rng_state
+        from ._persist import restore_rng_state
 
         snapshot = store.load(session_id, checkpoint)
         data = snapshot.orchestrator

@@ -1,1 +1,16 @@
-"""pluggy hooks of the orchestrator package (commands and registrations)."""
+"""pluggy hooks of the orchestrator package: the run/resume/plot/demo commands and the
+built-in schedulers and backends (registered like a third party's would be)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sage_core import hookimpl
+
+
+@hookimpl
+def sage_register_commands(cli: Any) -> None:
+    from .cli import demo_command, plot_command, resume_command, run_command
+
+    for command in (run_command, resume_command, plot_command, demo_command):
+        cli.add_command(command)

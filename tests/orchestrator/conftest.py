@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from sage_core import get_registry, hookimpl
+
+from .fakes import Costly, Faulty, GlobalNoise, Listener, Spin, make_store
+
+
+class _TestPlugins:
+    @hookimpl
+    def sage_register_plugins(self, register):
+        for cls in (Faulty, GlobalNoise, Costly, Listener, Spin):
+            register(cls)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_plugins():
+    """Register the test plugins in-process (and unregister them afterwards)."""
+    registry = get_registry()
+    assert registry.add(_TestPlugins(), name="orchestrator-test-plugins")
+    try:
+        yield registry
+    finally:
+        registry.remove("orchestrator-test-plugins")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_store(tmp_path / "sessions")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

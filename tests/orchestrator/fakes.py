@@ -1,0 +1,159 @@
+"""Test plugins (faulty, global-RNG, slow, streaming, costly) and a stand-in session store used
+only while the persistence package does not provide ``SessionStore``."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import torch
+from safetensors.torch import load_file, save_file
+
+from plugins.toy import QuadraticDescent
+from sage_core import IRPPlugin, IRPState
+
+FAULTS = ("raise", "nan", "inf", "bad_type", "bad_energy_type", "timeout")
+
+
+class Faulty(QuadraticDescent):
+    """The toy plugin, failing with ``fault`` at step ``at`` (1-based)."""
+
+    name = "faulty"
+
+    def __init__(self, fault: str = "raise", at: int = 3, sleep: float = 0.5, **config: Any) -> None:
+        super().__init__(**config)
+        self.fault, self.at, self.sleep = fault, at, sleep
+
+    def step(self, state: IRPState, budget: float | None = None) -> Any:
+        new = super().step(state, budget)
+        if new.step != self.at:
+            return new
+        if self.fault == "raise":
+            raise RuntimeError(f"injected failure at step {self.at}")
+        if self.fault in ("nan", "inf"):
+            return new.evolve(x=torch.full_like(new.x, math.nan if self.fault == "nan" else math.inf))
+        if self.fault == "bad_type":
+            return {"x": new.x}
+        if self.fault == "bad_energy_type":
+            return new.evolve(meta={**new.meta, "bad": True})
+        if self.fault == "timeout":
+            time.sleep(self.sleep)
+        return new
+
+    def energy(self, state: IRPState) -> Any:
+        if state.meta.get("bad"):
+            return "low"
+        return super().energy(state)
+
+
+class GlobalNoise(QuadraticDescent):
+    """Draws its noise from torch's *global* RNG, so only a restored RNG state resumes exactly."""
+
+    name = "global_noise"
+
+    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
+        new = super().step(state, budget)
+        return new.evolve(x=new.x + 1e-3 * torch.randn(self.dim, dtype=torch.float64))
+
+
+class Costly(QuadraticDescent):
+    """Each step costs ``cost`` ATP."""
+
+    name = "costly"
+
+    def __init__(self, cost: float = 2.5, **config: Any) -> None:
+        super().__init__(**config)
+        self.cost = cost
+
+    def step_cost(self, state: IRPState) -> float:
+        return self.cost
+
+
+class Listener(QuadraticDescent):
+    """Pulled toward the latest value streamed into context key ``hint``."""
+
+    name = "listener"
+
+    def init_state(self, x0: Any, ctx: Any) -> IRPState:
+        state = super().init_state(x0, ctx)
+        return state.evolve(carry={"hint": torch.as_tensor(ctx["hint"], dtype=torch.float64).clone()})
+
+    def receive(self, state: IRPState, key: str, value: Any) -> IRPState:
+        return state.evolve(carry={**state.carry, key: torch.as_tensor(value, dtype=torch.float64).clone()},
+                            meta={**state.meta, "received": state.meta.get("received", 0) + 1})
+
+    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
+        new = super().step(state, budget)
+        return new.evolve(x=0.9 * new.x + 0.1 * state.carry["hint"], carry=state.carry)
+
+
+class Spin(IRPPlugin):
+    """CPU-heavy steps (matrix products) for backend comparisons."""
+
+    name = "spin"
+    version = "1.0.0"
+
+    def __init__(self, size: int = 160, reps: int = 4) -> None:
+        self.size, self.reps = size, reps
+
+    def init_state(self, x0: Any, ctx: Any) -> IRPState:
+        g = torch.Generator().manual_seed(int(ctx.get("seed", 0)))
+        return IRPState(x=torch.randn(self.size, self.size, generator=g, dtype=torch.float64) / self.size)
+
+    def energy(self, state: IRPState) -> float:
+        return float(state.x.abs().mean())
+
+    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
+        x = state.x
+        for _ in range(self.reps):
+            x = torch.tanh(x @ x.T)
+        return IRPState(x=x * 0.5, step=state.step + 1)
+
+
+class DirStore:
+    """Stand-in with the SessionStore interface: safetensors + msgpack per checkpoint."""
+
+    def __init__(self, root: Any = None, keep: int = 3) -> None:
+        self.root = Path(root)
+
+    def create(self, session_id: str | None = None) -> str:
+        import uuid
+
+        session_id = session_id or uuid.uuid4().hex[:12]
+        (self.root / session_id).mkdir(parents=True, exist_ok=False)
+        return session_id
+
+    def checkpoint(self, session_id: str, snapshot: Any) -> int:
+        base = self.root / session_id
+        number = len(list(base.glob("ckpt-*"))) + 1
+        target = base / f"ckpt-{number}"
+        target.mkdir()
+        nodes = {}
+        for name, node in snapshot.nodes.items():
+            save_file({k: v.contiguous() for k, v in node.tensors.items()}, str(target / f"{name}.safetensors"))
+            nodes[name] = [node.plugin, node.version, node.api_version, node.meta]
+        (target / "manifest.msgpack").write_bytes(msgpack.packb(
+            {"nodes": nodes, "orchestrator": snapshot.orchestrator, "rng": snapshot.rng}))
+        return number
+
+    def load(self, session_id: str, checkpoint: int | None = None) -> Any:
+        from orchestrator._persist import PluginSnapshot, SessionSnapshot
+
+        base = self.root / session_id
+        number = checkpoint or max(int(p.name.split("-")[1]) for p in base.glob("ckpt-*"))
+        target = base / f"ckpt-{number}"
+        data = msgpack.unpackb((target / "manifest.msgpack").read_bytes(), strict_map_key=False)
+        nodes = {name: PluginSnapshot(p, v, a, load_file(str(target / f"{name}.safetensors")), m)
+                 for name, (p, v, a, m) in data["nodes"].items()}
+        return SessionSnapshot(nodes, data["orchestrator"], data["rng"])
+
+
+def make_store(root: Path) -> Any:
+    try:
+        from persistence import SessionStore
+    except ImportError:
+        return DirStore(root)
+    return SessionStore(root=root)
