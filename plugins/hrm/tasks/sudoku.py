@@ -1,0 +1,213 @@
+"""Sudoku n x n (n in 4, 6, 9) with unique solutions: generator, solver, augmentation, verifier.
+
+Grids are numpy int arrays of shape (n, n); 0 marks a blank, 1..n are digits. All
+randomness comes from a ``numpy.random.Generator`` so generation is deterministic by seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
+#: Default number of blanks (inclusive range) per size; more blanks = harder.
+BLANKS = {4: (6, 12), 6: (14, 26), 9: (30, 50)}
+
+
+def box_shape(n: int) -> tuple[int, int]:
+    """(rows, cols) of one box for an n x n Sudoku."""
+    if n not in BOXES:
+        raise ValueError(f"unsupported Sudoku size {n}: expected one of {sorted(BOXES)}")
+    return BOXES[n]
+
+
+def _cell_units(n: int) -> list[tuple[int, int, int]]:
+    br, bc = box_shape(n)
+    return [(r, c, (r // br) * (n // bc) + c // bc) for r in range(n) for c in range(n)]
+
+
+def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator | None = None,
+                    out: list | None = None) -> int:
+    """Number of completions of ``grid`` (stops counting at ``limit``).
+
+    Bitmask backtracking with the most-constrained-cell heuristic. When ``rng`` is given the
+    candidate digits are tried in random order; when ``out`` is a list the first solution
+    found is appended to it.
+    """
+    g = np.asarray(grid)
+    n = g.shape[0]
+    if g.shape != (n, n):
+        raise ValueError(f"grid must be square, got shape {g.shape}")
+    units = _cell_units(n)
+    rows = [0] * n
+    cols = [0] * n
+    boxes = [0] * n
+    cells = [int(v) for v in g.reshape(-1)]
+    for i, (r, c, b) in enumerate(units):
+        v = cells[i]
+        if v:
+            bit = 1 << v
+            if rows[r] & bit or cols[c] & bit or boxes[b] & bit:
+                return 0
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+    full = sum(1 << d for d in range(1, n + 1))
+    blanks = [i for i, v in enumerate(cells) if v == 0]
+    count = 0
+
+    def rec() -> bool:
+        nonlocal count
+        best, best_mask, best_n = -1, 0, n + 1
+        for i in blanks:
+            if cells[i]:
+                continue
+            r, c, b = units[i]
+            mask = full & ~(rows[r] | cols[c] | boxes[b])
+            k = bin(mask).count("1")
+            if k < best_n:
+                best, best_mask, best_n = i, mask, k
+                if k <= 1:
+                    break
+        if best < 0:
+            count += 1
+            if out is not None and len(out) == 0:
+                out.append(np.array(cells, dtype=np.int64).reshape(n, n))
+            return count >= limit
+        if best_n == 0:
+            return False
+        digits = [d for d in range(1, n + 1) if best_mask >> d & 1]
+        if rng is not None:
+            rng.shuffle(digits)
+        r, c, b = units[best]
+        for d in digits:
+            bit = 1 << d
+            cells[best] = d
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            stop = rec()
+            rows[r] &= ~bit
+            cols[c] &= ~bit
+            boxes[b] &= ~bit
+            cells[best] = 0
+            if stop:
+                return True
+        return False
+
+    rec()
+    return count
+
+
+def solve(grid: np.ndarray) -> np.ndarray | None:
+    """One solution of ``grid`` or None."""
+    out: list = []
+    count_solutions(grid, limit=1, out=out)
+    return out[0] if out else None
+
+
+def random_solution(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly-ish random complete valid grid."""
+    out: list = []
+    count_solutions(np.zeros((n, n), dtype=np.int64), limit=1, rng=rng, out=out)
+    return out[0]
+
+
+def make_puzzle(n: int, rng: np.random.Generator, blanks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(puzzle, solution) with a unique solution and (up to) ``blanks`` blank cells."""
+    lo, hi = BLANKS[n]
+    target = int(rng.integers(lo, hi + 1)) if blanks is None else int(blanks)
+    sol = random_solution(n, rng)
+    puz = sol.copy()
+    removed = 0
+    for idx in rng.permutation(n * n):
+        if removed >= target:
+            break
+        r, c = divmod(int(idx), n)
+        keep = puz[r, c]
+        puz[r, c] = 0
+        if count_solutions(puz, limit=2) == 1:
+            removed += 1
+        else:
+            puz[r, c] = keep
+    return puz, sol
+
+
+def is_valid_solution(grid: np.ndarray) -> bool:
+    """True when ``grid`` is a complete grid with no duplicates."""
+    return violations(np.asarray(grid), np.zeros_like(grid)) == 0
+
+
+def violations(answer: np.ndarray, puzzle: np.ndarray) -> int:
+    """Number of violated constraints of ``answer`` for ``puzzle``.
+
+    Counts duplicate digits in every row, column and box (a digit appearing k > 1 times counts
+    k - 1), givens changed, and cells left blank or out of range. 0 means solved.
+    """
+    a = np.asarray(answer, dtype=np.int64)
+    p = np.asarray(puzzle, dtype=np.int64)
+    n = a.shape[0]
+    br, bc = box_shape(n)
+    bad = int(((a < 1) | (a > n)).sum())
+    a_ok = np.where((a >= 1) & (a <= n), a, 0)
+    given = p > 0
+    bad += int((given & (a != p)).sum())
+    groups = [a_ok, a_ok.T, a_ok.reshape(n // br, br, n // bc, bc).transpose(0, 2, 1, 3).reshape(n, n)]
+    for g in groups:
+        for row in g:
+            vals = row[row > 0]
+            bad += len(vals) - len(np.unique(vals))
+    return bad
+
+
+def violations_batch(answers: np.ndarray, puzzles: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`violations` over a batch of shape (B, n, n)."""
+    a = np.asarray(answers, dtype=np.int64)
+    p = np.asarray(puzzles, dtype=np.int64)
+    B, n, _ = a.shape
+    br, bc = box_shape(n)
+    valid = (a >= 1) & (a <= n)
+    bad = (~valid).reshape(B, -1).sum(1)
+    bad += ((p > 0) & (a != p)).reshape(B, -1).sum(1)
+    onehot = np.zeros((B, n, n, n + 1), dtype=np.int64)
+    np.put_along_axis(onehot, np.where(valid, a, 0)[..., None], 1, axis=-1)
+    onehot = onehot[..., 1:]
+    rows = onehot.sum(2)  # B, n(row), n+digit
+    cols = onehot.sum(1)
+    boxes = onehot.reshape(B, n // br, br, n // bc, bc, n).sum((2, 4))
+    for cnt in (rows, cols, boxes):
+        bad += np.clip(cnt - 1, 0, None).reshape(B, -1).sum(1)
+    return bad
+
+
+# --- augmentation -----------------------------------------------------------------------
+
+def random_symmetry(n: int, rng: np.random.Generator) -> dict:
+    """A random validity-preserving symmetry: digit map, row/col permutations, transpose."""
+    br, bc = box_shape(n)
+    digits = np.concatenate([[0], rng.permutation(n) + 1])
+    bands = rng.permutation(n // br)
+    rows = np.concatenate([b * br + rng.permutation(br) for b in bands])
+    stacks = rng.permutation(n // bc)
+    cols = np.concatenate([s * bc + rng.permutation(bc) for s in stacks])
+    transpose = bool(br == bc and rng.integers(2))
+    return {"digits": digits, "rows": rows, "cols": cols, "transpose": transpose}
+
+
+def apply_symmetry(grid: np.ndarray, sym: dict) -> np.ndarray:
+    """Apply a symmetry from :func:`random_symmetry` to a grid (or a batch on the last 2 axes)."""
+    g = np.asarray(grid)
+    g = sym["digits"][g]
+    g = g[..., sym["rows"], :][..., :, sym["cols"]]
+    if sym["transpose"]:
+        g = np.swapaxes(g, -1, -2)
+    return g
+
+
+def invert_symmetry(grid: np.ndarray, sym: dict) -> np.ndarray:
+    """Inverse of :func:`apply_symmetry`."""
+    g = np.asarray(grid)
+    if sym["transpose"]:
+        g = np.swapaxes(g, -1, -2)
+    g = g[..., np.argsort(sym["rows"]), :][..., :, np.argsort(sym["cols"])]
+    inv_digits = np.argsort(sym["digits"])
+    return inv_digits[g]
