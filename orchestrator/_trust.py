@@ -130,7 +130,10 @@ class TrustStore:
         path = Path(path)
         if not path.exists():
             return cls()
-        data = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=True)
+        try:
+            data = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=True)
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise ValueError(f"{path}: not a sage trust file ({exc})") from None
         if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("trust"), dict):
             raise ValueError(f"{path}: not a sage trust file")
         return cls.from_dict(data["trust"])
