@@ -1,0 +1,190 @@
+"""Hierarchical Reasoning Model (HRM) in plain PyTorch, float32, CPU friendly.
+
+Faithful to the published architecture: scaled token embedding plus a learned task prefix;
+two recurrent modules H (slow) and L (fast), each a stack of non-causal post-norm
+transformer blocks (parameter-free RMSNorm, SwiGLU, rotary positions,
+``F.scaled_dot_product_attention``). Within a segment L is updated ``L_cycles`` times per H
+update, with the input embedding injected at every L update, and H is updated from L
+``H_cycles`` times. Only the last L and H update carry gradient (one-step gradient); the
+carry returned by :meth:`HRM.segment` is detached. A Q head on the first H position predicts
+(halt, continue) logits for ACT.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import HRMConfig
+
+_TRUNC_STD_FIX = 0.87962566103423978  # std of a standard normal truncated to [-2, 2]
+
+
+def trunc_lecun_(w: torch.Tensor, fan_in: int | None = None, std: float | None = None) -> torch.Tensor:
+    """Truncated normal (at 2 std) with exact standard deviation ``std`` (LeCun: 1/sqrt(fan_in))."""
+    if std is None:
+        std = 1.0 / math.sqrt(fan_in if fan_in is not None else w.shape[-1])
+    s = std / _TRUNC_STD_FIX
+    with torch.no_grad():
+        nn.init.trunc_normal_(w, mean=0.0, std=s, a=-2 * s, b=2 * s)
+    return w
+
+
+def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+class Linear(nn.Linear):
+    def __init__(self, i: int, o: int, bias: bool = False) -> None:
+        super().__init__(i, o, bias=bias)
+        trunc_lecun_(self.weight, fan_in=i)
+        if bias:
+            nn.init.zeros_(self.bias)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: HRMConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.head_dim = cfg.hidden // cfg.heads
+        self.qkv = Linear(cfg.hidden, 3 * cfg.hidden)
+        self.out = Linear(cfg.hidden, cfg.hidden)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, S, _ = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(B, S, -1))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: HRMConfig) -> None:
+        super().__init__()
+        inter = int(round(cfg.expansion * cfg.hidden * 2 / 3 / 16)) * 16
+        self.gate_up = Linear(cfg.hidden, 2 * inter)
+        self.down = Linear(inter, cfg.hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, u = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(g) * u)
+
+
+class Block(nn.Module):
+    """Post-norm transformer block: x = norm(x + attn(x)); x = norm(x + mlp(x))."""
+
+    def __init__(self, cfg: HRMConfig) -> None:
+        super().__init__()
+        self.eps = cfg.rms_eps
+        self.attn = Attention(cfg)
+        self.mlp = SwiGLU(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, cos, sin), self.eps)
+        return rms_norm(x + self.mlp(x), self.eps)
+
+
+class ReasoningModule(nn.Module):
+    """A stack of blocks applied to ``hidden + injection``."""
+
+    def __init__(self, cfg: HRMConfig, layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(layers))
+
+    def forward(self, h: torch.Tensor, injection: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        h = h + injection
+        for layer in self.layers:
+            h = layer(h, cos, sin)
+        return h
+
+
+class HRM(nn.Module):
+    def __init__(self, cfg: HRMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.hidden
+        self.embed_scale = math.sqrt(d)
+        self.embed = nn.Embedding(cfg.vocab, d)
+        trunc_lecun_(self.embed.weight, std=1.0 / self.embed_scale)
+        self.prefix = nn.Parameter(torch.zeros(cfg.n_task_ids, cfg.n_prefix, d))
+        self.H = ReasoningModule(cfg, cfg.H_layers)
+        self.L = ReasoningModule(cfg, cfg.L_layers)
+        self.lm_head = Linear(d, cfg.n_classes)
+        self.q_head = Linear(d, 2, bias=True)
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)
+        # fixed initial states, saved with the weights
+        self.register_buffer("H_init", trunc_lecun_(torch.empty(d), std=1.0))
+        self.register_buffer("L_init", trunc_lecun_(torch.empty(d), std=1.0))
+        hd = d // cfg.heads
+        inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        freqs = torch.outer(torch.arange(cfg.total_len, dtype=torch.float32), inv)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("rope_cos", emb.cos(), persistent=False)
+        self.register_buffer("rope_sin", emb.sin(), persistent=False)
+
+    # --- carry ------------------------------------------------------------------------
+    def initial_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
+        shape = (batch_size, self.cfg.total_len, self.cfg.hidden)
+        return {"z_H": self.H_init.expand(shape).clone(), "z_L": self.L_init.expand(shape).clone()}
+
+    def reset_carry(self, carry: dict[str, torch.Tensor], reset: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Carry with the rows where ``reset`` (bool, (B,)) is true set back to the initial states."""
+        m = reset.view(-1, 1, 1)
+        return {"z_H": torch.where(m, self.H_init, carry["z_H"]), "z_L": torch.where(m, self.L_init, carry["z_L"])}
+
+    # --- forward ----------------------------------------------------------------------
+    def input_embedding(self, inputs: torch.Tensor, task_id: torch.Tensor | None = None) -> torch.Tensor:
+        B = inputs.shape[0]
+        tok = self.embed(inputs) * self.embed_scale
+        if task_id is None:
+            pre = self.prefix[0].expand(B, -1, -1)
+        else:
+            pre = self.prefix[task_id]
+        return torch.cat((pre * self.embed_scale, tok), dim=1)
+
+    def segment(self, carry: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]):
+        """One ACT segment: returns (new_carry (detached), logits (B, L, C), q_halt (B,), q_continue (B,))."""
+        cfg = self.cfg
+        x = self.input_embedding(batch["inputs"], batch.get("task_id"))
+        cos, sin = self.rope_cos, self.rope_sin
+        z_H, z_L = carry["z_H"], carry["z_L"]
+        with torch.no_grad():
+            for h in range(cfg.H_cycles):
+                for l in range(cfg.L_cycles):
+                    if h == cfg.H_cycles - 1 and l == cfg.L_cycles - 1:
+                        break
+                    z_L = self.L(z_L, z_H + x, cos, sin)
+                if h < cfg.H_cycles - 1:
+                    z_H = self.H(z_H, z_L, cos, sin)
+        # one-step gradient: only the final L and H updates are differentiated
+        z_L = self.L(z_L, z_H + x, cos, sin)
+        z_H = self.H(z_H, z_L, cos, sin)
+        logits = self.lm_head(z_H[:, cfg.n_prefix:])
+        q = self.q_head(z_H[:, 0]).float()
+        return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q[:, 0], q[:, 1]
+
+
+def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-token stable-max cross entropy (Prieto et al.), as used by the HRM reference."""
+    logits = logits.double()
+    s = torch.where(logits < 0, 1 / (1 - logits), logits + 1)
+    logp = torch.log(s / s.sum(-1, keepdim=True))
+    return -logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1).float()
+
+
+def token_loss(cfg: HRMConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-token loss (B, L)."""
+    if cfg.loss == "stablemax":
+        return stablemax_cross_entropy(logits, labels)
+    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")

@@ -1,0 +1,255 @@
+"""Train an HRM with deep supervision and ACT Q-learning on CPU; resumable, deterministic.
+
+Training follows the reference: a batch of *slots*, each holding one puzzle and its carry.
+Every iteration runs one segment for all slots (one-step gradient), computes the loss and
+takes an optimizer step (deep supervision). Slots whose puzzle halted (ACT: q_halt >
+q_continue, with random minimum segments for exploration, or max segments) get a fresh
+augmented puzzle and a reset carry. Q targets: halt = whole answer correct; continue =
+sigmoid of the next segment's max(q_halt, q_continue) (q_halt at the last segment).
+
+    python -m plugins.hrm.train --task sudoku4 --out runs/sudoku4 --minutes 30
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint as ckpt
+from .config import HRMConfig
+from .evaluate import EVAL_SEED, evaluate_bare
+from .model import HRM, token_loss
+from .tasks import get_task
+
+
+@attrs.define
+class TrainArgs:
+    task: str = "sudoku4"
+    out: str = "runs/sudoku4"
+    seed: int = 0
+    n_train: int = 10000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 200
+    minutes: float = 60.0
+    max_iters: int = 10**9
+    eval_every: int = 500
+    eval_n: int = 256
+    ckpt_every_s: float = 120.0
+    threads: int = 1
+    model: dict = attrs.Factory(dict)  # HRMConfig overrides
+
+
+def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    out.mkdir(parents=True, exist_ok=True)
+    fx, fy = out / f"{split}_inputs.npy", out / f"{split}_labels.npy"
+    if fx.is_file() and fy.is_file():
+        x, y = np.load(fx, allow_pickle=False), np.load(fy, allow_pickle=False)
+        if len(x) == n:
+            return x, y
+    x, y = get_task(task_name).generate(n, seed, split)
+    np.save(fx, x, allow_pickle=False)
+    np.save(fy, y, allow_pickle=False)
+    return x, y
+
+
+class Trainer:
+    def __init__(self, args: TrainArgs, log=print) -> None:
+        self.args = args
+        self.log = log
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(args.threads)
+        self.task = get_task(args.task)
+        self.cfg = HRMConfig.for_task(args.task, **args.model)
+        torch.manual_seed(args.seed)
+        self.model = HRM(self.cfg)
+        decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "prefix" not in n]
+        no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "prefix" not in n)]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=args.lr, betas=(0.9, 0.95),
+        )
+        self.x_train, self.y_train = load_or_make_data(args.task, args.n_train, args.seed, self.out / "data")
+        self.x_eval, self.y_eval = load_or_make_data(args.task, args.eval_n, EVAL_SEED + 1, self.out / "data", "test")
+        self.np_rng = np.random.default_rng([args.seed, 1])
+        self.gen = torch.Generator().manual_seed(args.seed + 2)
+        B = args.batch_size
+        L = self.cfg.seq_len
+        self.carry = self.model.initial_carry(B)
+        self.inputs = torch.zeros(B, L, dtype=torch.long)
+        self.labels = torch.zeros(B, L, dtype=torch.long)
+        self.steps = torch.zeros(B, dtype=torch.long)
+        self.halted = torch.ones(B, dtype=torch.bool)
+        self.it = 0
+        self.elapsed = 0.0
+        self.puzzles_done = 0
+        self.hist: list[dict[str, Any]] = []
+        self._resume()
+
+    # --- persistence ------------------------------------------------------------------
+    def _resume(self) -> None:
+        st = ckpt.load_train_state(self.out)
+        if st is None:
+            return
+        tensors, meta = st
+        model = ckpt.load_pretrained(self.out / "last")
+        if model.cfg != self.cfg:
+            raise ValueError(f"{self.out}: checkpoint config {model.cfg} differs from requested {self.cfg}")
+        self.model.load_state_dict(model.state_dict())
+        ckpt.optimizer_from_flat(self.opt, tensors, meta["opt"])
+        self.carry = {"z_H": tensors["slot.z_H"], "z_L": tensors["slot.z_L"]}
+        self.inputs, self.labels = tensors["slot.inputs"], tensors["slot.labels"]
+        self.steps, self.halted = tensors["slot.steps"], tensors["slot.halted"].bool()
+        self.gen.set_state(tensors["rng.torch"])
+        self.np_rng.bit_generator.state = json.loads(meta["rng_numpy"])
+        self.it, self.elapsed, self.puzzles_done = meta["it"], meta["elapsed"], meta["puzzles_done"]
+        self.log(f"resumed {self.out} at iteration {self.it} ({self.elapsed / 60:.1f} min trained)")
+
+    def save(self) -> None:
+        ckpt.save_model(self.model, self.out / "last", extra={"it": self.it, "elapsed_s": self.elapsed})
+        opt_t, opt_m = ckpt.optimizer_to_flat(self.opt)
+        tensors = {
+            **opt_t,
+            "slot.z_H": self.carry["z_H"], "slot.z_L": self.carry["z_L"],
+            "slot.inputs": self.inputs, "slot.labels": self.labels,
+            "slot.steps": self.steps, "slot.halted": self.halted.to(torch.uint8),
+            "rng.torch": self.gen.get_state(),
+        }
+        meta = {
+            "it": self.it, "elapsed": self.elapsed, "puzzles_done": self.puzzles_done,
+            "opt": opt_m, "rng_numpy": json.dumps(self.np_rng.bit_generator.state),
+            "args": attrs.asdict(self.args),
+        }
+        ckpt.save_train_state(self.out, tensors, meta)
+
+    # --- training ---------------------------------------------------------------------
+    def lr_at(self, it: int) -> float:
+        return self.args.lr * min(1.0, (it + 1) / self.args.warmup)
+
+    def _refill(self) -> None:
+        idx = torch.nonzero(self.halted).flatten().numpy()
+        if len(idx) == 0:
+            return
+        pick = self.np_rng.integers(len(self.x_train), size=len(idx))
+        x, y = self.task.augment(self.x_train[pick], self.y_train[pick], self.np_rng)
+        self.inputs[idx] = torch.from_numpy(x)
+        self.labels[idx] = torch.from_numpy(y)
+        self.steps[idx] = 0
+        self.carry = self.model.reset_carry(self.carry, self.halted)
+
+    def train_step(self) -> dict[str, float]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        self._refill()
+        batch = {"inputs": self.inputs}
+        new_carry, logits, q_halt, q_cont = model.segment(self.carry, batch)
+        self.steps = self.steps + 1
+        is_last = self.steps >= cfg.max_segments
+        with torch.no_grad():
+            pred = logits.argmax(-1)
+            correct = (pred == self.labels).all(-1)
+            halted = is_last | (q_halt > q_cont)
+            explore = torch.rand(len(self.steps), generator=self.gen) < cfg.halt_exploration_prob
+            min_steps = explore * torch.randint(2, cfg.max_segments + 1, (len(self.steps),), generator=self.gen)
+            halted = halted & (self.steps >= min_steps) | is_last
+            _, _, nq_halt, nq_cont = model.segment(new_carry, batch)
+            target_cont = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
+        lm = token_loss(cfg, logits, self.labels).mean(-1).mean()
+        qh = F.binary_cross_entropy_with_logits(q_halt, correct.float())
+        qc = F.binary_cross_entropy_with_logits(q_cont, target_cont)
+        loss = lm + 0.5 * (qh + qc)
+        for g in self.opt.param_groups:
+            g["lr"] = self.lr_at(self.it)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.carry = new_carry
+        n_done = int(halted.sum())
+        self.puzzles_done += n_done
+        stats = {
+            "loss": float(lm), "q_halt_loss": float(qh), "q_cont_loss": float(qc),
+            "acc_halted": float(correct[halted].float().mean()) if n_done else float("nan"),
+            "seg_halted": float(self.steps[halted].float().mean()) if n_done else float("nan"),
+            "cell_acc": float((pred == self.labels).float().mean()),
+        }
+        self.halted = halted
+        self.it += 1
+        return stats
+
+    def evaluate(self) -> dict[str, Any]:
+        self.model.eval()
+        r = evaluate_bare(self.model, self.task, self.x_eval, self.y_eval)
+        r.update(it=self.it, minutes=self.elapsed / 60, puzzles_seen=self.puzzles_done)
+        with open(self.out / "curve.jsonl", "a") as f:
+            f.write(json.dumps(r) + "\n")
+        return r
+
+    def run(self, progress: bool = True) -> dict[str, Any]:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        args = self.args
+        budget = args.minutes * 60
+        last_ckpt = time.perf_counter()
+        ema: dict[str, float] = {}
+        result: dict[str, Any] = {}
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), disable=not progress) as bar:
+            tid = bar.add_task(f"hrm {args.task}", total=budget, completed=self.elapsed, info="")
+            while self.elapsed < budget and self.it < args.max_iters:
+                t0 = time.perf_counter()
+                s = self.train_step()
+                self.elapsed += time.perf_counter() - t0
+                for k, v in s.items():
+                    if not math.isnan(v):
+                        ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
+                info = (f"it {self.it} loss {ema.get('loss', 0):.3f} exact {ema.get('acc_halted', 0):.3f} "
+                        f"seg {ema.get('seg_halted', 0):.2f} cell {ema.get('cell_acc', 0):.3f}")
+                bar.update(tid, completed=min(self.elapsed, budget), info=info)
+                if self.it % 50 == 0 and not progress:
+                    self.log(info + f" t {self.elapsed / 60:.1f}m")
+                if self.it % args.eval_every == 0:
+                    result = self.evaluate()
+                    self.log(f"eval it {self.it}: " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()}))
+                if time.perf_counter() - last_ckpt > args.ckpt_every_s:
+                    self.save()
+                    last_ckpt = time.perf_counter()
+        self.save()
+        result = self.evaluate()
+        self.log("final eval: " + json.dumps(result))
+        return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", default="sudoku4")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--n-train", type=int, default=10000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args(argv)
+    args = TrainArgs(task=a.task, out=a.out, seed=a.seed, minutes=a.minutes, n_train=a.n_train,
+                     batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every, threads=a.threads,
+                     model=json.loads(a.model))
+    Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)
+
+
+if __name__ == "__main__":
+    main()
