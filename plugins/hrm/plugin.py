@@ -1,0 +1,247 @@
+"""HRMReasoner: the HRM as an IRP plugin. One IRP step = one ACT segment.
+
+State layout (everything a resumed session needs, exported bit-exactly):
+
+* ``x``: ``{"puzzle": (L,) int64 tokens as given, "inputs": (L,) tokens the model sees in
+  the current attempt (the puzzle under the attempt's symmetry), "answer": (L,) decoded answer
+  of the last segment, "best": (L,) lowest-energy answer so far (both in the puzzle's own
+  orientation), "conf": (2,) float32 mean confidence of answer / best}``.
+* ``carry``: ``{"z_H", "z_L"}``: the H/L recurrent states, (1, T, hidden) float32.
+* ``meta``: task, mode, seed, attempt, segment counters, ACT flags, violation counts.
+
+Modes (``ctx["mode"]``): ``"bare"`` is the model alone (halts on ACT or max segments);
+``"irp"`` (default) adds refinement: segments continue past the ACT halt up to the max, then
+the model restarts under a random symmetry of the task (digit permutation, transposition,
+band/stack shuffles; dihedral maps for mazes) and the lowest-energy answer is kept, up to
+``ctx["max_steps"]`` segments in all (default 4 attempts' worth).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+import sage_core
+from sage_core import EnergyHistory, HaltDecision, IRPPlugin, IRPState
+
+from .checkpoint import load_pretrained
+from .model import HRM
+from .tasks import Task, get_task, maze, sudoku
+
+CONF_WEIGHT = 0.5  # energy = violations + CONF_WEIGHT * (1 - confidence) < violations + 1
+
+
+def parse_puzzle(puzzle: Any) -> tuple[Task, np.ndarray]:
+    """(task, flat input tokens) for a Sudoku grid (0 = blank) or a maze (list of strings)."""
+    if isinstance(puzzle, (list, tuple)) and puzzle and all(isinstance(r, str) for r in puzzle):
+        grid = maze.parse(list(puzzle))
+        n = grid.shape[0]
+        if grid.shape[1] != n:
+            raise ValueError(f"maze must be square, got {grid.shape[0]} rows of {grid.shape[1]} columns")
+        name = f"maze{n}"
+        try:
+            task = get_task(name)
+        except ValueError:
+            raise ValueError(f"maze size {n}x{n} not supported: expected 11x11 or 13x13") from None
+        return task, grid.reshape(-1).astype(np.int64)
+    try:
+        arr = np.asarray(puzzle)
+    except Exception as exc:  # ragged nested lists
+        raise ValueError(f"Sudoku grid must be an n x n array of ints: {exc}") from None
+    if arr.dtype == object or arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"Sudoku grid must be square n x n (n in 4, 6, 9), got shape {getattr(arr, 'shape', None)}")
+    n = arr.shape[0]
+    if n not in sudoku.BOXES:
+        raise ValueError(f"Sudoku size {n}x{n} not supported: expected 4x4, 6x6 or 9x9")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0):
+            arr = arr.astype(np.int64)
+        else:
+            raise ValueError(f"Sudoku cells must be integers 0..{n} (0 = blank), got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() > n:
+        raise ValueError(f"Sudoku cells must be in 0..{n} (0 = blank), found {int(arr.min())}..{int(arr.max())}")
+    return get_task(f"sudoku{n}"), arr.reshape(-1).astype(np.int64)
+
+
+class HRMReasoner(IRPPlugin):
+    """Hierarchical Reasoning Model solving Sudoku (4x4, 6x6, 9x9) and mazes, one segment per step."""
+
+    name: ClassVar[str] = "hrm"
+    version: ClassVar[str] = "1.0.0"
+    api_version: ClassVar[int] = sage_core.API_VERSION
+
+    _model_cache: ClassVar[dict[str, HRM]] = {}
+
+    def __init__(self, checkpoint: str | None = None, mode: str = "irp", max_steps: int | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.default_mode = mode
+        self.default_max_steps = max_steps
+        self._halt_flags: OrderedDict[float, HaltDecision | None] = OrderedDict()
+
+    # --- model --------------------------------------------------------------------------
+    def model_for(self, task: str, checkpoint: str | None = None) -> HRM:
+        key = checkpoint or self.checkpoint or task
+        if key not in self._model_cache:
+            try:
+                model = load_pretrained(key)
+            except FileNotFoundError as exc:
+                raise ValueError(f"no HRM checkpoint for task {task!r}: {exc}") from None
+            self._model_cache[key] = model
+        model = self._model_cache[key]
+        if model.cfg.task != task:
+            raise ValueError(f"checkpoint {key!r} was trained on {model.cfg.task!r}, puzzle is {task!r}")
+        return model
+
+    @classmethod
+    def example(cls) -> tuple[Any, dict[str, Any]]:
+        """A held-out 4x4 Sudoku and a context, for the conformance kit."""
+        return [[0, 0, 3, 0], [0, 4, 0, 0], [0, 0, 0, 2], [0, 1, 0, 0]], {"seed": 0}
+
+    # --- contract -----------------------------------------------------------------------
+    def init_state(self, puzzle: Any, ctx: Mapping[str, Any]) -> IRPState:
+        task, tokens = parse_puzzle(puzzle)
+        if task.kind == "sudoku" and sudoku.count_solutions(tokens.reshape(task.size, task.size), limit=1) == 0:
+            raise ValueError("Sudoku has no solution (its givens already conflict)")
+        ckpt = ctx.get("checkpoint")
+        model = self.model_for(task.name, ckpt)
+        mode = str(ctx.get("mode", self.default_mode))
+        if mode not in ("bare", "irp"):
+            raise ValueError(f"mode must be 'bare' or 'irp', got {mode!r}")
+        S = model.cfg.max_segments
+        max_steps = int(ctx.get("max_steps", self.default_max_steps or (S if mode == "bare" else 4 * S)))
+        carry = model.initial_carry(1)
+        blank = task.project(np.zeros_like(tokens), tokens)
+        meta = {
+            "task": task.name, "mode": mode, "seed": int(ctx.get("seed", 0)), "checkpoint": ckpt,
+            "max_steps": max_steps, "max_segments": S, "attempt": 0, "segment": 0,
+            "act_halted": False, "violations": 0, "best_violations": 0, "best_attempt": -1,
+        }
+        x = {"puzzle": tokens, "inputs": tokens.copy(), "answer": blank, "best": blank.copy(),
+             "conf": np.zeros(2, dtype=np.float32)}
+        v = int(task.violations(blank[None], tokens[None])[0])
+        meta["violations"] = meta["best_violations"] = v
+        return IRPState(x=x, step=0, meta=meta, carry=carry)
+
+    def energy(self, state: IRPState) -> float:
+        meta = state.meta
+        e = float(meta["best_violations"]) + CONF_WEIGHT * (1.0 - float(state.x["conf"][1]))
+        self._remember(e, self._decision(state, e))
+        return e
+
+    def _decision(self, state: IRPState, e: float) -> HaltDecision | None:
+        m = state.meta
+        if state.step == 0:
+            return None
+        if m["best_violations"] == 0:
+            return HaltDecision("verified", f"answer verified after {state.step} segment(s)")
+        if m["mode"] == "bare" and m["act_halted"]:
+            return HaltDecision("act", f"ACT halted (q_halt > q_continue) after {state.step} segment(s)")
+        if state.step >= m["max_steps"]:
+            return HaltDecision("max_segments", f"reached {m['max_steps']} segments")
+        return None
+
+    def _remember(self, e: float, d: HaltDecision | None) -> None:
+        self._halt_flags[e] = d
+        self._halt_flags.move_to_end(e)
+        while len(self._halt_flags) > 4096:
+            self._halt_flags.popitem(last=False)
+
+    def halt(self, history: EnergyHistory) -> HaltDecision | None:
+        """Verified (energy < 1), ACT halt (bare mode) or max segments, as seen by :meth:`energy`."""
+        last = history.last
+        if last is None or history.steps == 0:
+            return None
+        if last < 1.0:
+            return HaltDecision("verified", f"answer verified (energy {last:.3f} < 1)")
+        return self._halt_flags.get(last)
+
+    def project(self, state: IRPState) -> IRPState:
+        task = get_task(state.meta["task"])
+        x = state.x
+        ans = task.project(x["answer"], x["puzzle"])
+        best = task.project(x["best"], x["puzzle"])
+        if np.array_equal(ans, x["answer"]) and np.array_equal(best, x["best"]):
+            return state
+        return state.evolve(x={**x, "answer": ans, "best": best})
+
+    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
+        return self.step_batch([state])[0]
+
+    # --- stepping -----------------------------------------------------------------------
+    def _prepare(self, state: IRPState) -> tuple[np.ndarray, dict[str, torch.Tensor], dict[str, Any], dict | None]:
+        """Inputs, carry and meta for the next segment; a new attempt under a symmetry when due."""
+        m = dict(state.meta)
+        task = get_task(m["task"])
+        inputs, carry = state.x["inputs"], state.carry
+        sym = self._symmetry(task, m)
+        restart = m["mode"] == "irp" and m["segment"] >= m["max_segments"]
+        if restart:
+            m["attempt"] += 1
+            m["segment"] = 0
+            m["act_halted"] = False
+            sym = self._symmetry(task, m)
+            inputs = task.apply_symmetry(state.x["puzzle"], sym)
+            model = self.model_for(m["task"], m["checkpoint"])
+            carry = model.initial_carry(1)
+        return inputs, carry, m, sym
+
+    @staticmethod
+    def _symmetry(task: Task, meta: Mapping[str, Any]) -> dict | None:
+        if meta["attempt"] == 0:
+            return None
+        return task.random_symmetry(sage_core.step_rng(meta["seed"], meta["attempt"], stream=7))
+
+    def step_batch(self, states: list[IRPState]) -> list[IRPState]:
+        """Step many sessions as one batch (grouped by model); equal to stepping each alone."""
+        out: list[IRPState | None] = [None] * len(states)
+        groups: dict[tuple[str, Any], list[int]] = {}
+        for i, s in enumerate(states):
+            groups.setdefault((s.meta["task"], s.meta.get("checkpoint")), []).append(i)
+        for (task_name, ck), idx in groups.items():
+            model = self.model_for(task_name, ck)
+            task = get_task(task_name)
+            prepared = [self._prepare(states[i]) for i in idx]
+            x = torch.as_tensor(np.stack([p[0] for p in prepared]), dtype=torch.long)
+            carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
+            with torch.inference_mode():
+                new_carry, logits, qh, qc = model.segment(carry, {"inputs": x})
+                prob = logits.float().softmax(-1)
+                conf, pred = prob.max(-1)
+            pred_np, conf_np = pred.numpy(), conf.numpy()
+            halt_np = (qh > qc).numpy()
+            for j, i in enumerate(idx):
+                s = states[i]
+                _, _, m, sym = prepared[j]
+                ans = pred_np[j]
+                if sym is not None:
+                    ans = task.invert_symmetry(ans, sym, label=True)
+                ans = task.project(ans, s.x["puzzle"])
+                c = np.float32(conf_np[j].mean())
+                v = int(task.violations(ans[None], s.x["puzzle"][None])[0])
+                m["segment"] += 1
+                m["act_halted"] = bool(halt_np[j]) or m["segment"] >= m["max_segments"]
+                m["violations"] = v
+                best, best_c = s.x["best"], s.x["conf"][1]
+                if s.step == 0 or (v, -c) < (m["best_violations"], -best_c):
+                    best, best_c = ans, c
+                    m["best_violations"] = v
+                    m["best_attempt"] = m["attempt"]
+                new_x = {"puzzle": s.x["puzzle"], "inputs": np.asarray(prepared[j][0]), "answer": ans,
+                         "best": np.array(best, copy=True), "conf": np.array([c, best_c], dtype=np.float32)}
+                nc = {k: new_carry[k][j:j + 1].clone() for k in ("z_H", "z_L")}
+                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m, carry=nc)
+        return out  # type: ignore[return-value]
+
+    # --- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def solution(state: IRPState) -> Any:
+        """The best answer in the user's format: an n x n int grid, or maze strings with 'o' on the path."""
+        task = get_task(state.meta["task"])
+        best = state.x["best"].reshape(task.size, task.size)
+        if task.kind == "sudoku":
+            return (best + 1).astype(np.int64)
+        return maze.render(state.x["puzzle"].reshape(task.size, task.size), best == maze.PATH)
