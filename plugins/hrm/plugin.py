@@ -99,7 +99,7 @@ class HRMReasoner(IRPPlugin):
     @classmethod
     def example(cls) -> tuple[Any, dict[str, Any]]:
         """A held-out 4x4 Sudoku and a context, for the conformance kit."""
-        return [[0, 0, 3, 0], [0, 4, 0, 0], [0, 0, 0, 2], [0, 1, 0, 0]], {"seed": 0}
+        return [[4, 3, 0, 0], [0, 0, 0, 0], [0, 0, 2, 1], [2, 0, 3, 0]], {"seed": 0}
 
     # --- contract -----------------------------------------------------------------------
     def init_state(self, puzzle: Any, ctx: Mapping[str, Any]) -> IRPState:

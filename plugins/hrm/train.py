@@ -49,6 +49,33 @@ class TrainArgs:
     model: dict = attrs.Factory(dict)  # HRMConfig overrides
 
 
+#: Per-task training recipes (the shipped checkpoints' reproduce commands use these).
+RECIPES: dict[str, dict[str, Any]] = {
+    "sudoku4": {"n_train": 5000, "minutes": 20.0, "lr": 1e-3, "batch_size": 64,
+                "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
+    "sudoku6": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64,
+                "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
+    "sudoku9": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64,
+                "model": {"hidden": 128, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
+    "maze11": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
+               "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
+    "maze13": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
+               "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
+}
+
+
+def recipe(task: str, out: str, seed: int = 0, minutes: float | None = None, model: dict | None = None,
+           **kw: Any) -> TrainArgs:
+    """TrainArgs from the task's recipe with overrides (``model`` overrides are merged)."""
+    r = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES[task].items()}
+    if minutes is not None:
+        r["minutes"] = minutes
+    if model:
+        r["model"].update(model)
+    r.update(kw)
+    return TrainArgs(task=task, out=out, seed=seed, **r)
+
+
 def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     out.mkdir(parents=True, exist_ok=True)
     fx, fy = out / f"{split}_inputs.npy", out / f"{split}_labels.npy"
@@ -177,7 +204,7 @@ class Trainer:
         n_done = int(halted.sum())
         self.puzzles_done += n_done
         stats = {
-            "loss": float(lm), "q_halt_loss": float(qh), "q_cont_loss": float(qc),
+            "loss": float(lm.detach()), "q_halt_loss": float(qh.detach()), "q_cont_loss": float(qc.detach()),
             "acc_halted": float(correct[halted].float().mean()) if n_done else float("nan"),
             "seg_halted": float(self.steps[halted].float().mean()) if n_done else float("nan"),
             "cell_acc": float((pred == self.labels).float().mean()),
@@ -236,18 +263,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--task", default="sudoku4")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--n-train", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    args = TrainArgs(task=a.task, out=a.out, seed=a.seed, minutes=a.minutes, n_train=a.n_train,
-                     batch_size=a.batch_size, lr=a.lr, eval_every=a.eval_every, threads=a.threads,
-                     model=json.loads(a.model))
+    kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr}.items() if v is not None}
+    args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
+                  eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)
 
 

@@ -1,0 +1,99 @@
+"""pluggy hooks of the hrm plugin: registers HRMReasoner and the ``sage data/train/eval`` commands.
+
+Entry point (pyproject): ``[project.entry-points.sage] hrm = "plugins.hrm.hooks"``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sage_core import hookimpl
+
+from .plugin import HRMReasoner
+from .tasks import TASKS
+
+
+@hookimpl
+def sage_register_plugins(register: Any) -> None:
+    register(HRMReasoner)
+
+
+def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
+    """The existing ``name`` group of ``cli`` (another package may have made it) or a new one."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name, help=help_text)
+    cli.add_command(group)
+    return group
+
+
+@click.command("make")
+@click.option("--task", type=click.Choice(sorted(TASKS)), required=True)
+@click.option("--n", "n", type=int, default=1000, show_default=True, help="number of puzzles")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
+    """Generate puzzles: DIR/{split}_inputs.npy, {split}_labels.npy and {split}_meta.json."""
+    import numpy as np
+
+    from .tasks import get_task
+
+    t = get_task(task)
+    x, y = t.generate(n, seed, split)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / f"{split}_inputs.npy", x, allow_pickle=False)
+    np.save(out / f"{split}_labels.npy", y, allow_pickle=False)
+    meta = {"task": task, "kind": t.kind, "size": t.size, "n": n, "seed": seed, "split": split,
+            "seq_len": t.seq_len, "vocab": t.vocab, "n_classes": t.n_classes,
+            "encoding": ("inputs: 0 blank, 1..n digits; labels: digit-1" if t.kind == "sudoku"
+                         else "inputs: 0 wall, 1 open, 2 S, 3 G; labels: 0 wall, 1 open, 2 path")}
+    (out / f"{split}_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    click.echo(f"wrote {n} {task} {split} puzzles to {out}")
+
+
+@click.command("hrm")
+@click.option("--task", type=click.Choice(sorted(TASKS)), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="run directory (resumes if present)")
+@click.option("--minutes", type=float, default=None, help="training-time limit (default: the task's recipe)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "model_json", default=None, help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
+@click.option("--no-progress", is_flag=True, help="log lines instead of a progress bar")
+def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None, no_progress: bool) -> None:
+    """Train an HRM from scratch (or resume the run in OUT)."""
+    from .train import Trainer, recipe
+
+    args = recipe(task, out=out, seed=seed, minutes=minutes,
+                  model=json.loads(model_json) if model_json else None)
+    Trainer(args, log=click.echo).run(progress=not no_progress)
+
+
+@click.command("hrm")
+@click.option("--task", type=click.Choice(sorted(TASKS)), required=True)
+@click.option("--checkpoint", default=None, help="checkpoint dir/file or shipped name (default: the task's)")
+@click.option("--n", "n", type=int, default=1000, show_default=True)
+@click.option("--seed", type=int, default=None, help="held-out seed (default: the evaluation seed)")
+@click.option("--no-irp", is_flag=True, help="skip the IRP refinement")
+@click.option("--json", "as_json", is_flag=True)
+def eval_hrm(task: str, checkpoint: str | None, n: int, seed: int | None, no_irp: bool, as_json: bool) -> None:
+    """Evaluate on held-out puzzles: bare model (ACT and always-max) and IRP refinement."""
+    from .evaluate import run_eval
+
+    r = run_eval(task, checkpoint=checkpoint, n=n, seed=seed, irp=not no_irp)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    for k, v in r.items():
+        click.echo(f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}")
+
+
+@hookimpl
+def sage_register_commands(cli: Any) -> None:
+    _group(cli, "data", "Generate datasets.").add_command(data_make)
+    _group(cli, "train", "Train models.").add_command(train_hrm)
+    _group(cli, "eval", "Evaluate models.").add_command(eval_hrm)
