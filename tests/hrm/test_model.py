@@ -1,0 +1,129 @@
+"""HRM model: batched == unbatched, one-step gradient, init, checkpoints, resumable training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from plugins.hrm import checkpoint as ckpt
+from plugins.hrm.config import HRMConfig
+from plugins.hrm.model import HRM, stablemax_cross_entropy, token_loss
+from plugins.hrm.train import Trainer, recipe
+
+TINY = {"hidden": 32, "heads": 2, "H_layers": 1, "L_layers": 1, "max_segments": 3}
+
+
+def tiny(task: str = "sudoku4", **kw) -> HRM:
+    torch.manual_seed(0)
+    return HRM(HRMConfig.for_task(task, **{**TINY, **kw}))
+
+
+def test_init_and_buffers() -> None:
+    m = tiny()
+    assert torch.all(m.q_head.weight == 0) and torch.all(m.q_head.bias == -5)
+    assert "H_init" in m.state_dict() and "L_init" in m.state_dict()
+    assert "rope_cos" not in m.state_dict()
+    w = m.L.layers[0].mlp.down.weight
+    std = 1 / w.shape[1] ** 0.5
+    assert w.abs().max() <= 2 * std / 0.879 + 1e-6  # truncated
+    assert abs(w.std().item() - std) < 0.25 * std  # LeCun scale
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+
+
+@pytest.mark.parametrize("task", ["sudoku6", "maze11"])
+def test_batched_equals_unbatched(task: str) -> None:
+    m = tiny(task).eval()
+    cfg = m.cfg
+    x = torch.randint(0, cfg.vocab, (5, cfg.seq_len), generator=torch.Generator().manual_seed(1))
+    carry = m.initial_carry(5)
+    with torch.inference_mode():
+        for _ in range(2):
+            carry, logits, qh, qc = m.segment(carry, {"inputs": x})
+        for i in range(5):
+            c1 = m.initial_carry(1)
+            for _ in range(2):
+                c1, l1, h1, q1 = m.segment(c1, {"inputs": x[i:i + 1]})
+            torch.testing.assert_close(l1[0], logits[i], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(c1["z_H"][0], carry["z_H"][i], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(h1[0], qh[i], atol=1e-4, rtol=1e-4)
+
+
+def test_one_step_gradient_and_detached_carry() -> None:
+    m = tiny()
+    x = torch.randint(0, m.cfg.vocab, (2, m.cfg.seq_len))
+    carry, logits, qh, qc = m.segment(m.initial_carry(2), {"inputs": x})
+    assert not carry["z_H"].requires_grad and not carry["z_L"].requires_grad
+    (logits.sum() + qh.sum()).backward()
+    assert m.embed.weight.grad is not None and m.L.layers[0].attn.qkv.weight.grad is not None
+    assert m.prefix.grad is not None
+    # the graph holds only the last L and H update: 1 L-stack and 1 H-stack call
+    calls = {"L": 0, "H": 0}
+    hooks = [m.L.register_forward_hook(lambda *a: calls.__setitem__("L", calls["L"] + 1)),
+             m.H.register_forward_hook(lambda *a: calls.__setitem__("H", calls["H"] + 1))]
+    grad_calls = {"L": 0, "H": 0}
+    hooks += [m.L.register_forward_hook(lambda mod, i, o: grad_calls.__setitem__("L", grad_calls["L"] + o.requires_grad)),
+              m.H.register_forward_hook(lambda mod, i, o: grad_calls.__setitem__("H", grad_calls["H"] + o.requires_grad))]
+    m.segment(m.initial_carry(2), {"inputs": x})
+    for h in hooks:
+        h.remove()
+    assert calls == {"L": m.cfg.H_cycles * m.cfg.L_cycles, "H": m.cfg.H_cycles}
+    assert grad_calls == {"L": 1, "H": 1}
+
+
+def test_reset_carry() -> None:
+    m = tiny()
+    c = {k: torch.randn_like(v) for k, v in m.initial_carry(3).items()}
+    r = m.reset_carry(c, torch.tensor([True, False, True]))
+    assert torch.equal(r["z_H"][0], m.H_init.expand_as(r["z_H"][0]))
+    assert torch.equal(r["z_L"][1], c["z_L"][1])
+
+
+def test_losses() -> None:
+    logits = torch.randn(2, 5, 4)
+    labels = torch.randint(0, 4, (2, 5))
+    sm = stablemax_cross_entropy(logits, labels)
+    assert sm.shape == (2, 5) and torch.all(sm > 0)
+    good = torch.nn.functional.one_hot(labels, 4).float() * 20
+    assert stablemax_cross_entropy(good, labels).mean() < sm.mean()
+    cfg = HRMConfig.for_task("sudoku4")
+    torch.testing.assert_close(token_loss(cfg, logits, labels),
+                               torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, reduction="none"))
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    m = tiny("sudoku6", loss="stablemax")
+    path = ckpt.save_model(m, tmp_path / "c")
+    assert path.name == "model.safetensors" and path.stat().st_size < 5e6
+    m2 = ckpt.load_pretrained(tmp_path / "c")
+    assert m2.cfg == m.cfg
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k]), k
+    meta = ckpt.read_metadata(path)
+    assert json.loads(meta["hrm_config"])["loss"] == "stablemax"
+    assert b"pickle" not in path.read_bytes()[:2000]
+    with pytest.raises(FileNotFoundError, match="no HRM checkpoint"):
+        ckpt.load_pretrained(tmp_path / "missing")
+
+
+def _train(out, iters: int) -> Trainer:
+    args = recipe("sudoku4", out=str(out), seed=3, n_train=64, batch_size=8, eval_n=8, max_iters=iters,
+                  eval_every=10**9, ckpt_every_s=10**9, model=TINY)
+    t = Trainer(args, log=lambda s: None)
+    t.run(progress=False)
+    return t
+
+
+def test_training_resume_is_deterministic(tmp_path) -> None:
+    full = _train(tmp_path / "a", 12)
+    _train(tmp_path / "b", 6)
+    resumed = _train(tmp_path / "b", 12)  # picks up at iteration 6
+    assert resumed.it == full.it == 12
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert torch.equal(full.inputs, resumed.inputs) and torch.equal(full.steps, resumed.steps)
+    assert (tmp_path / "b" / "last" / "model.safetensors").is_file()
+    lines = (tmp_path / "b" / "curve.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "exact_bare" in json.loads(lines[-1])

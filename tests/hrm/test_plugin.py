@@ -1,0 +1,119 @@
+"""The HRM IRP plugin: conformance kit, input validation, batching, halting, hooks, CLI, shipped accuracy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import sage_core
+from sage_core.testing import check_plugin
+
+from plugins.hrm import hooks
+from plugins.hrm.evaluate import EVAL_SEED, evaluate_bare, task_inputs_to_puzzles
+from plugins.hrm.checkpoint import load_pretrained
+from plugins.hrm.plugin import HRMReasoner
+from plugins.hrm.tasks import get_task
+
+
+def test_conformance_kit() -> None:
+    report = check_plugin(HRMReasoner)
+    assert report.passed and len(report.results) >= 8
+
+
+@pytest.mark.parametrize("bad, match", [
+    ([[1, 2], [3, 4]], "Sudoku size 2x2 not supported"),
+    ([[0, 0, 0], [0, 0, 0]], "square"),
+    (np.full((4, 4), 7), r"cells must be in 0..4"),
+    ([[0.5] * 4] * 4, "integers"),
+    ([[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], "no solution"),
+    (["#####", "#S  #", "#####"], "exactly one G"),
+    (["#####", "#S G#", "## #"], "equal length"),
+    (["#####", "#SxG#", "#####"], "bad symbol 'x'"),
+    (["####", "#SG#", "####", "####"], "maze size 4x4 not supported"),
+    ("not a puzzle", "square"),
+])
+def test_malformed_input_names_problem(bad, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        HRMReasoner().init_state(bad, {})
+
+
+def test_step_is_pure_and_resets_carry() -> None:
+    p = HRMReasoner()
+    x0, ctx = HRMReasoner.example()
+    s0 = p.init_state(x0, ctx)
+    model = p.model_for("sudoku4")
+    assert torch.equal(s0.carry["z_H"][0, 0], model.H_init)
+    s1 = p.step(s0)
+    assert s1.step == 1 and s0.step == 0 and s1 is not s0
+    assert torch.equal(s0.carry["z_H"][0, 0], model.H_init)
+    assert not torch.equal(s1.carry["z_H"], s0.carry["z_H"])
+    # givens are kept by project, even if an answer is tampered with
+    tampered = s1.evolve(x={**s1.x, "answer": np.zeros_like(s1.x["answer"])})
+    fixed = p.project(tampered)
+    given = s1.x["puzzle"] > 0
+    assert np.array_equal(fixed.x["answer"][given], s1.x["puzzle"][given] - 1)
+
+
+def test_step_batch_equals_step() -> None:
+    p = HRMReasoner()
+    task = get_task("sudoku4")
+    x, _ = task.generate(6, EVAL_SEED + 7, "test")
+    states = [p.init_state(g, {"seed": i, "max_steps": 12}) for i, g in enumerate(task_inputs_to_puzzles(task, x))]
+    for _ in range(10):  # crosses an attempt boundary (restart under a symmetry)
+        batched = p.step_batch(states)
+        single = [p.step(s) for s in states]
+        for b, s in zip(batched, single):
+            assert b.step == s.step and b.meta == s.meta
+            assert np.array_equal(b.x["answer"], s.x["answer"])
+            torch.testing.assert_close(b.carry["z_H"], s.carry["z_H"], atol=1e-4, rtol=1e-4)
+        states = batched
+    assert max(s.meta["attempt"] for s in states) >= 1 or all(s.meta["best_violations"] == 0 for s in states)
+
+
+def test_energy_and_halt() -> None:
+    p = HRMReasoner()
+    x0, ctx = HRMReasoner.example()
+    r = sage_core.refine(p, x0, ctx, policy=sage_core.MaxSteps(40))
+    assert r.decision.policy == "verified"
+    assert r.energy < 1.0 and r.state.meta["best_violations"] == 0
+    sol = HRMReasoner.solution(r.state)
+    assert get_task("sudoku4").violations(sol.reshape(1, -1) - 1, np.asarray(x0).reshape(1, -1))[0] == 0
+    # the initial (blank) answer has energy >= 1; bare mode halts by ACT or max segments
+    assert p.energy(p.init_state(x0, ctx)) >= 1.0
+    rb = sage_core.refine(p, x0, {**ctx, "mode": "bare"}, policy=sage_core.MaxSteps(40))
+    assert rb.decision.policy in {"verified", "act", "max_segments"}
+    assert rb.history.steps <= p.model_for("sudoku4").cfg.max_segments
+    assert p.halt(sage_core.EnergyHistory.of([5.0])) is None
+
+
+def test_hooks_register_plugin_and_commands(tmp_path) -> None:
+    reg = sage_core.Registry()
+    reg.add(hooks, name="hrm")
+    assert reg.plugin_class("hrm") is HRMReasoner
+    from sage_core.cli import build_cli
+
+    cli = build_cli(reg)
+    runner = CliRunner()
+    out = tmp_path / "data"
+    res = runner.invoke(cli, ["data", "make", "--task", "sudoku4", "--n", "30", "--seed", "0", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    x = np.load(out / "train_inputs.npy")
+    assert x.shape == (30, 16) and json.loads((out / "train_meta.json").read_text())["n"] == 30
+    res = runner.invoke(cli, ["eval", "hrm", "--task", "sudoku4", "--n", "40", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.output)
+    for key in ("task", "n", "exact_bare", "exact_irp", "cell_accuracy", "mean_segments", "max_segments", "puzzles_per_s"):
+        assert key in r
+    assert r["n"] == 40 and r["exact_irp"] >= r["exact_bare"] - 1e-9
+
+
+def test_shipped_sudoku4_accuracy() -> None:
+    model = load_pretrained("sudoku4")
+    task = get_task("sudoku4")
+    x, y = task.generate(200, EVAL_SEED + 11, "test")
+    r = evaluate_bare(model, task, x, y)
+    assert r["exact_bare"] >= 0.97, r
