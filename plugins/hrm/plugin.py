@@ -211,17 +211,20 @@ class HRMReasoner(IRPPlugin):
                 new_carry, logits, qh, qc = model.segment(carry, {"inputs": x})
                 prob = logits.float().softmax(-1)
                 conf, pred = prob.max(-1)
-            pred_np, conf_np = pred.numpy(), conf.numpy()
+            pred_np, conf_np = pred.numpy(), conf.numpy().mean(-1)
             halt_np = (qh > qc).numpy()
+            puzzles = np.stack([states[i].x["puzzle"] for i in idx])
+            answers = pred_np.copy()
+            for j in range(len(idx)):
+                sym = prepared[j][3]
+                if sym is not None:
+                    answers[j] = task.invert_symmetry(answers[j], sym, label=True)
+            answers = task.project(answers, puzzles)
+            viol = task.violations(answers, puzzles)
             for j, i in enumerate(idx):
                 s = states[i]
-                _, _, m, sym = prepared[j]
-                ans = pred_np[j]
-                if sym is not None:
-                    ans = task.invert_symmetry(ans, sym, label=True)
-                ans = task.project(ans, s.x["puzzle"])
-                c = np.float32(conf_np[j].mean())
-                v = int(task.violations(ans[None], s.x["puzzle"][None])[0])
+                m = prepared[j][2]
+                ans, c, v = answers[j], np.float32(conf_np[j]), int(viol[j])
                 m["segment"] += 1
                 m["act_halted"] = bool(halt_np[j]) or m["segment"] >= m["max_segments"]
                 m["violations"] = v

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         f"- {meta['it']} iterations (one segment each, deep supervision) at batch {args['batch_size']}, "
         f"AdamW lr {args['lr']:g} (warmup {args['warmup']}), weight decay {args['weight_decay']:g}; "
         f"{meta['puzzles_done']} puzzles completed",
-        f"- training time: {meta['elapsed'] / 60:.1f} min of compute on one core ({platform.machine()}, "
+        f"- training time: {meta['elapsed'] / 60:.1f} min of CPU time (process time of the training steps) on one core ({platform.machine()}, "
         f"torch {torch.__version__}), excluding periodic evaluation",
         "",
         "Reproduce:",

@@ -40,7 +40,7 @@ class TrainArgs:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int = 200
-    minutes: float = 60.0
+    minutes: float = 60.0  # CPU (process) time of the training steps
     max_iters: int = 10**9
     eval_every: int = 500
     eval_n: int = 256
@@ -233,9 +233,9 @@ class Trainer:
                       TimeElapsedColumn(), disable=not progress) as bar:
             tid = bar.add_task(f"hrm {args.task}", total=budget, completed=self.elapsed, info="")
             while self.elapsed < budget and self.it < args.max_iters:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 s = self.train_step()
-                self.elapsed += time.perf_counter() - t0
+                self.elapsed += time.process_time() - t0
                 for k, v in s.items():
                     if not math.isnan(v):
                         ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
