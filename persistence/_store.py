@@ -1,0 +1,453 @@
+"""SessionStore: sessions as directories of checkpoints (safetensors + msgpack manifest).
+
+Layout of a store root::
+
+    ROOT/<session id>/session.msgpack            created by create(): id, created time
+    ROOT/<session id>/.lock                      writer lock (fcntl, via filelock)
+    ROOT/<session id>/ckpt-00000007/manifest.msgpack
+    ROOT/<session id>/ckpt-00000007/n000.safetensors   one file per node (plugin state)
+
+A checkpoint is written into ``.tmp-ckpt-...`` (tensor files first, each fsynced, then the
+manifest, then the directory), renamed to ``ckpt-N`` in one atomic step, and the session
+directory is fsynced. A crash at any instant leaves either the old or the new checkpoint
+as the newest complete one; leftovers are swept by the next writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import re
+import shutil
+import stat
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import filelock
+import msgpack
+import safetensors
+import torch
+from safetensors import safe_open
+
+from . import _manifest
+from ._errors import (
+    SessionCorruptError,
+    SessionExistsError,
+    SessionLockedError,
+    SessionNotFoundError,
+    SessionVersionError,
+    SnapshotError,
+)
+from ._format import CHECKSUMS, check_items, parse_header, prepare_tensor, read_header, write_tensor_file
+from ._fsutil import fsync_dir, token, write_atomic
+from ._lazy import LazyTensors
+from ._rng import check_rng_state
+from ._snapshot import CheckpointInfo, NodeInfo, PluginSnapshot, SessionInfo, SessionSnapshot
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_CKPT = re.compile(r"ckpt-(\d{8,12})")
+_LEFTOVER = (".tmp-", ".del-")
+SESSIONS_ENV = "SAGE_HOME"
+
+
+def default_root() -> Path:
+    """``$SAGE_HOME/sessions`` if ``SAGE_HOME`` is set, else ``./.sage/sessions``."""
+    home = os.environ.get(SESSIONS_ENV)
+    return Path(home).expanduser() / "sessions" if home else Path.cwd() / ".sage" / "sessions"
+
+
+def _new_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{token()[:6]}"
+
+
+class CheckpointSkippedWarning(RuntimeWarning):
+    """``load`` skipped an unreadable newest checkpoint and loaded an older one."""
+
+
+class SessionStore:
+    """Create, checkpoint, load, list and delete sessions under ``root``.
+
+    ``keep`` is how many checkpoints each session retains (oldest removed first);
+    ``checksum`` the per-tensor checksum (``sha256``, ``blake2b`` or ``crc32``);
+    ``lock_timeout`` how long a writer waits for another writer's lock before
+    :class:`SessionLockedError` (0: fail at once); ``max_manifest_bytes`` caps manifests read.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, keep: int = 3, *, checksum: str = "sha256",
+                 lock_timeout: float = 0.0, max_manifest_bytes: int = _manifest.MAX_MANIFEST_BYTES) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        if checksum not in CHECKSUMS:
+            raise ValueError(f"checksum must be one of {sorted(CHECKSUMS)}, got {checksum!r}")
+        self.root = Path(root) if root is not None else default_root()
+        self.keep = keep
+        self.checksum = checksum
+        self.lock_timeout = lock_timeout
+        self.max_manifest_bytes = max_manifest_bytes
+        self._locks: dict[str, filelock.BaseFileLock] = {}
+
+    def __repr__(self) -> str:
+        return f"SessionStore({str(self.root)!r}, keep={self.keep})"
+
+    # -- paths ------------------------------------------------------------------------------------
+    def path(self, session_id: str) -> Path:
+        """The directory of ``session_id`` (validated: no path separators, no leading dot)."""
+        if not isinstance(session_id, str) or not _ID.fullmatch(session_id):
+            raise SessionNotFoundError(f"invalid session id {session_id!r:.80}: use 1-128 letters, digits, "
+                                       "'.', '_' or '-', starting with a letter or digit")
+        return self.root / session_id
+
+    def _existing(self, session_id: str) -> Path:
+        path = self.path(session_id)
+        if not path.is_dir():
+            raise SessionNotFoundError(f"no session {session_id!r} in {self.root}")
+        return path
+
+    def __contains__(self, session_id: object) -> bool:
+        return isinstance(session_id, str) and bool(_ID.fullmatch(session_id)) and (self.root / session_id).is_dir()
+
+    @staticmethod
+    def _numbers(path: Path) -> list[int]:
+        try:
+            names = os.listdir(path)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for m in map(_CKPT.fullmatch, names) if m)
+
+    def checkpoints(self, session_id: str) -> list[int]:
+        """Numbers of the session's checkpoints, oldest first."""
+        return self._numbers(self._existing(session_id))
+
+    # -- locking ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, session_id: str) -> Iterator[None]:
+        """Hold the session's writer lock (re-entrant in this thread) for a block of writes.
+
+        A second process or thread that tries to write meanwhile gets :class:`SessionLockedError`.
+        """
+        path = self._existing(session_id)
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = filelock.FileLock(str(path / ".lock"))
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except filelock.Timeout:
+            raise SessionLockedError(f"session {session_id!r} is being written by another process or thread "
+                                     f"(lock {path / '.lock'} held); wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- create / delete --------------------------------------------------------------------------
+    def create(self, session_id: str | None = None) -> str:
+        """Create an empty session; returns its id (a new one if ``session_id`` is None)."""
+        session_id = session_id if session_id is not None else _new_id()
+        path = self.path(session_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise SessionExistsError(f"session {session_id!r} already exists in {self.root}") from None
+        record = {"format": _manifest.FORMAT, "schema": _manifest.SCHEMA, "id": session_id, "created": time.time()}
+        write_atomic(path / _manifest.SESSION_FILE, msgpack.packb(record, use_bin_type=True))
+        fsync_dir(self.root)
+        return session_id
+
+    def delete(self, session_id: str) -> None:
+        """Remove a session and all its checkpoints (refused while a writer holds its lock)."""
+        path = self._existing(session_id)
+        trash = self.root / f".del-{session_id}-{token()}"
+        with self.lock(session_id):
+            os.rename(path, trash)
+        self._locks.pop(session_id, None)
+        fsync_dir(self.root)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- checkpoint -------------------------------------------------------------------------------
+    def checkpoint(self, session_id: str, snapshot: SessionSnapshot) -> int:
+        """Write ``snapshot`` as the session's next checkpoint, atomically; returns its number.
+
+        Keeps the newest ``keep`` checkpoints. Raises :class:`SnapshotError` (nothing written)
+        for a snapshot that cannot be stored, :class:`SessionLockedError` if another writer
+        is busy, :class:`SessionNotFoundError` for an unknown session.
+        """
+        path = self._existing(session_id)
+        nodes = self._prepare(snapshot)
+        with self.lock(session_id):
+            self._sweep(path)
+            numbers = self._numbers(path)
+            number = (numbers[-1] if numbers else 0) + 1
+            tmp = path / f".tmp-ckpt-{number:08d}-{token()}"
+            tmp.mkdir()
+            try:
+                body = self._write_files(tmp, session_id, number, nodes, snapshot)
+                _write_new(tmp / _manifest.FILE_NAME, _manifest.dump(body))
+                fsync_dir(tmp)
+                os.rename(tmp, path / f"ckpt-{number:08d}")
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            fsync_dir(path)
+            self._prune(path, [*numbers, number])
+        return number
+
+    def _prepare(self, snapshot: SessionSnapshot) -> list[tuple[str, PluginSnapshot, list[Any]]]:
+        """Validate the whole snapshot before writing anything."""
+        if not isinstance(snapshot, SessionSnapshot):
+            raise SnapshotError(f"checkpoint needs a persistence.SessionSnapshot, got {type(snapshot).__name__}")
+        snapshot_error = SnapshotError
+        _manifest.check_plain(dict(snapshot.orchestrator), "orchestrator", snapshot_error, allow_tuple=True)
+        _manifest.check_plain(dict(snapshot.rng), "rng", snapshot_error, allow_tuple=True)
+        try:
+            check_rng_state(_manifest.unpack_limited(Path("rng"), _manifest.pack(dict(snapshot.rng), "rng")), "rng")
+        except SessionCorruptError as exc:
+            raise SnapshotError(f"rng: {exc.reason} (use persistence.capture_rng_state())") from None
+        prepared = []
+        for name, node in snapshot.nodes.items():
+            if not isinstance(name, str) or not name:
+                raise SnapshotError(f"node names must be non-empty strings, got {name!r:.40}")
+            if not isinstance(node, PluginSnapshot):
+                raise SnapshotError(f"node {name!r}: expected a PluginSnapshot, got {type(node).__name__}")
+            _manifest.check_plain(dict(node.meta), f"node {name!r} meta", snapshot_error, allow_tuple=True)
+            items = []
+            for key, value in node.tensors.items():
+                if not isinstance(key, str) or not key:
+                    raise SnapshotError(f"node {name!r}: tensor names must be non-empty strings, got {key!r:.40}")
+                tensor, code = prepare_tensor(value, f"node {name!r} tensor {key!r}")
+                items.append((key, f"{name}/{key}", tensor, code))
+            prepared.append((name, node, items))
+        return prepared
+
+    def _write_files(self, tmp: Path, session_id: str, number: int,
+                     nodes: list[tuple[str, PluginSnapshot, list[Any]]], snapshot: SessionSnapshot) -> dict[str, Any]:
+        created = self._created(tmp.parent)
+        entries = []
+        for index, (name, node, items) in enumerate(nodes):
+            file_name = f"n{index:03d}.safetensors"
+            metadata = {"format": "pt", "sage.session": session_id, "sage.node": name, "sage.plugin": node.plugin}
+            size, header_digest, written = write_tensor_file(tmp / file_name, items, metadata, self.checksum)
+            meta = dict(node.meta)
+            step, energy = meta.get("step"), meta.get("energy")
+            entries.append({
+                "name": name, "plugin": node.plugin, "version": node.version, "api_version": int(node.api_version),
+                "step": step if type(step) is int else None,
+                "energy": float(energy) if isinstance(energy, (int, float)) and not isinstance(energy, bool) else None,
+                "meta": meta, "file": file_name, "bytes": size, "header": header_digest,
+                "tensors": [[it.key, it.code, it.shape, it.start, it.start + it.nbytes, it.digest] for it in written],
+            })
+        return {
+            "session": session_id, "checkpoint": number, "created": created, "written": time.time(),
+            "writer": {"sage_irp": _version(), "python": platform.python_version(), "torch": torch.__version__,
+                       "safetensors": safetensors.__version__},
+            "checksum": self.checksum, "nodes": entries, "orchestrator": dict(snapshot.orchestrator),
+            "rng": dict(snapshot.rng),
+        }
+
+    def _created(self, path: Path) -> float:
+        try:
+            data = _manifest.unpack_limited(path / _manifest.SESSION_FILE,
+                                            _manifest.read_limited(path / _manifest.SESSION_FILE, 1 << 16))
+            return float(_manifest.validate_session_file(path / _manifest.SESSION_FILE, data)["created"])
+        except SessionCorruptError:
+            return float(path.stat().st_mtime)
+
+    @staticmethod
+    def _sweep(path: Path) -> None:
+        """Remove what a crashed writer left behind (called with the lock held)."""
+        for name in os.listdir(path):
+            if name.startswith(_LEFTOVER):
+                target = path / name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    target.unlink(missing_ok=True)
+
+    def _prune(self, path: Path, numbers: list[int]) -> None:
+        old = sorted(numbers)[:-self.keep]
+        if not old:
+            return
+        doomed = []
+        for number in old:
+            target = path / f".del-ckpt-{number:08d}-{token()}"
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(path / f"ckpt-{number:08d}", target)
+                doomed.append(target)
+        fsync_dir(path)
+        for target in doomed:
+            shutil.rmtree(target, ignore_errors=True)
+
+    # -- load ---------------------------------------------------------------------------------------
+    def load(self, session_id: str, checkpoint: int | None = None, *,
+             verify: Literal["lazy", "full"] = "lazy", fallback: bool = True) -> SessionSnapshot:
+        """Open a checkpoint (the newest loadable one by default) as a :class:`SessionSnapshot`.
+
+        Opening reads and verifies the manifest and the tensor file headers; tensors are
+        memory-mapped and each is read and checksum-verified when first touched
+        (``verify="full"`` verifies everything now). With ``fallback`` (default) an unreadable
+        newest checkpoint is skipped with a :class:`CheckpointSkippedWarning`; a checkpoint from
+        a newer schema is never skipped. Bad files raise :class:`SessionCorruptError`.
+        """
+        if verify not in ("lazy", "full"):
+            raise ValueError(f"verify must be 'lazy' or 'full', got {verify!r}")
+        path = self._existing(session_id)
+        if checkpoint is not None:
+            if type(checkpoint) is not int or checkpoint < 1:
+                raise SessionNotFoundError(f"invalid checkpoint number {checkpoint!r}")
+            target = path / f"ckpt-{checkpoint:08d}"
+            if not target.is_dir():
+                raise SessionNotFoundError(f"session {session_id!r} has no checkpoint {checkpoint} "
+                                           f"(it has {self._numbers(path) or 'none'})")
+            return self._open(target, checkpoint, verify)
+        for _attempt in range(3):  # a concurrent writer may prune what we listed
+            numbers = self._numbers(path)
+            if not numbers:
+                raise SessionNotFoundError(f"session {session_id!r} has no checkpoint yet")
+            first: SessionCorruptError | None = None
+            vanished = False
+            for number in reversed(numbers):
+                target = path / f"ckpt-{number:08d}"
+                try:
+                    snapshot = self._open(target, number, verify)
+                except SessionVersionError:
+                    raise
+                except SessionCorruptError as exc:
+                    if not target.exists():
+                        vanished = True
+                        break
+                    if not fallback:
+                        raise
+                    first = first or exc
+                    continue
+                if first is not None:
+                    warnings.warn(f"session {session_id!r}: skipped unreadable checkpoint(s) newer than {number}: "
+                                  f"{first}", CheckpointSkippedWarning, stacklevel=2)
+                return snapshot
+            if not vanished:
+                assert first is not None
+                raise SessionCorruptError(first.path, f"{first.reason} (and no older checkpoint of session "
+                                          f"{session_id!r} is loadable)")
+        raise SessionNotFoundError(f"session {session_id!r}: checkpoints keep disappearing (concurrent deletion?)")
+
+    def verify(self, session_id: str, checkpoint: int | None = None) -> int:
+        """Read and verify every byte of a checkpoint (newest by default); returns its number."""
+        numbers = self.checkpoints(session_id)
+        number = checkpoint if checkpoint is not None else (numbers[-1] if numbers else None)
+        if number is None:
+            raise SessionNotFoundError(f"session {session_id!r} has no checkpoint yet")
+        self.load(session_id, number, verify="full")
+        return number
+
+    def _open(self, target: Path, number: int, verify: str) -> SessionSnapshot:
+        body = _manifest.load(target / _manifest.FILE_NAME, self.max_manifest_bytes)
+        manifest_path = target / _manifest.FILE_NAME
+        if body["checkpoint"] != number:
+            raise SessionCorruptError(manifest_path, f"manifest is of checkpoint {body['checkpoint']}, "
+                                      f"found in the directory of checkpoint {number}")
+        digest = CHECKSUMS[body["checksum"]]
+        nodes: dict[str, PluginSnapshot] = {}
+        for node in body["nodes"]:
+            file_path = target / node["file"]
+            raw = read_header(file_path, node["bytes"])
+            if digest(raw) != node["header"]:
+                raise SessionCorruptError(file_path, "header checksum mismatch (the file was modified or damaged)")
+            header = parse_header(file_path, raw, node["bytes"])
+            prefix = f"{node['name']}/"
+            entries = {key: (prefix + key, code, tuple(shape), dig) for key, code, shape, _s, _e, dig in node["tensors"]}
+            check_items(file_path, ((prefix + key, code, tuple(shape), s, e)
+                                    for key, code, shape, s, e, _d in node["tensors"]), header)
+            handle = _safe_open(file_path, node["bytes"])
+            tensors = LazyTensors(file_path, handle, entries, body["checksum"])
+            if verify == "full":
+                tensors.verify()
+            nodes[node["name"]] = PluginSnapshot(node["plugin"], node["version"], node["api_version"], tensors,
+                                                 node["meta"])
+        return SessionSnapshot(nodes, body["orchestrator"], body["rng"])
+
+    # -- info ---------------------------------------------------------------------------------------
+    def info(self, session_id: str) -> SessionInfo:
+        """Summary of a session from its manifests (no tensor data is read)."""
+        path = self._existing(session_id)
+        numbers = self._numbers(path)
+        latest, problems = None, []
+        for number in reversed(numbers):
+            target = path / f"ckpt-{number:08d}"
+            try:
+                body = _manifest.load(target / _manifest.FILE_NAME, self.max_manifest_bytes)
+                for node in body["nodes"]:
+                    size = _file_size(target / node["file"])
+                    if size != node["bytes"]:
+                        raise SessionCorruptError(target / node["file"], "missing or wrong size")
+            except SessionCorruptError as exc:
+                problems.append(f"ckpt {number}: {exc}")
+                continue
+            latest = CheckpointInfo(number, body["written"], _tree_size(target), tuple(
+                NodeInfo(n["name"], n["plugin"], n["version"], n["api_version"], n["step"], n["energy"],
+                         len(n["tensors"]), n["bytes"]) for n in body["nodes"]))
+            break
+        created = self._created(path)
+        return SessionInfo(session_id, str(path), created, latest.written if latest else created,
+                           _tree_size(path), tuple(numbers), latest, tuple(problems))
+
+    def list(self) -> list[SessionInfo]:  # noqa: A003 - the API name
+        """Every session under the root, most recently updated first."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        infos = []
+        for name in names:
+            if _ID.fullmatch(name) and (self.root / name).is_dir():
+                with contextlib.suppress(SessionNotFoundError):  # deleted meanwhile
+                    infos.append(self.info(name))
+        return sorted(infos, key=lambda i: (-i.updated, i.id))
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _safe_open(path: Path, size: int) -> Any:
+    """``safe_open`` the file, after checking it is still the file whose header we validated."""
+    try:
+        before = os.stat(path, follow_symlinks=False)
+        handle = safe_open(str(path), framework="pt")
+        after = os.stat(path, follow_symlinks=False)
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
+        raise SessionCorruptError(path, f"safetensors refused the file: {str(exc)[:120]}") from None
+    if (before.st_ino, before.st_dev, before.st_size) != (after.st_ino, after.st_dev, after.st_size) \
+            or after.st_size != size or not stat.S_ISREG(after.st_mode):
+        raise SessionCorruptError(path, "file changed while it was being opened")
+    return handle
+
+
+def _file_size(path: Path) -> int | None:
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            total += _file_size(Path(folder) / name) or 0
+    return total
+
+
+def _version() -> str:
+    from sage_core import __version__
+
+    return str(__version__)
+
+
+__all__ = ["CheckpointSkippedWarning", "SessionStore", "default_root"]
