@@ -78,12 +78,17 @@ class _NodeWorker:
 
 
 class RayBackend:
-    """Nodes as Ray actors (``num_cpus`` each, default 1); ``address`` is passed to ``ray.init``
-    when Ray is not initialised yet."""
+    """Nodes as Ray actors; ``address`` is passed to ``ray.init`` when Ray is not initialised yet.
+
+    An actor lives as long as the session, so by default it reserves no CPU (``num_cpus=0``;
+    a pipeline may have more nodes than the cluster has CPUs). Concurrency is bounded instead by
+    ``parallel``: how many node steps one scheduling round runs at once (default: the
+    cluster's CPU count).
+    """
 
     name = "ray"
 
-    def __init__(self, *, num_cpus: float = 1, address: str | None = None, parallel: int | None = None) -> None:
+    def __init__(self, *, num_cpus: float = 0, address: str | None = None, parallel: int | None = None) -> None:
         try:
             import ray
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -100,15 +105,14 @@ class RayBackend:
     def parallel(self) -> int:
         if self._parallel is not None:
             return self._parallel
-        return max(1, int(self.ray.available_resources().get("CPU", 1) // max(self.num_cpus, 1e-9)) or 1)
+        return max(1, int(self.ray.cluster_resources().get("CPU", 1)))
 
     def open(self, nodes: Mapping[str, Any]) -> None:
         ray = self.ray
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         if self._parallel is None:
-            total = ray.cluster_resources().get("CPU", 1)
-            self._parallel = max(1, int(total // max(self.num_cpus, 1e-9)))
+            self._parallel = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=self.num_cpus, max_concurrency=2)(_NodeWorker)
         self.close()
         self.timeouts = {name: node.timeout for name, node in nodes.items()}
