@@ -63,13 +63,16 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 @click.option("--minutes", type=float, default=None, help="training-time limit (default: the task's recipe)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--model", "model_json", default=None, help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
+@click.option("--n-train", type=int, default=None, help="training puzzles (default: the task's recipe)")
 @click.option("--no-progress", is_flag=True, help="log lines instead of a progress bar")
-def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None, no_progress: bool) -> None:
-    """Train an HRM from scratch (or resume the run in OUT)."""
+def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None,
+              n_train: int | None, no_progress: bool) -> None:
+    """Train an HRM from scratch (or resume the run in OUT); --minutes counts CPU time."""
     from .train import Trainer, recipe
 
+    kw = {"n_train": n_train} if n_train else {}
     args = recipe(task, out=out, seed=seed, minutes=minutes,
-                  model=json.loads(model_json) if model_json else None)
+                  model=json.loads(model_json) if model_json else None, **kw)
     Trainer(args, log=click.echo).run(progress=not no_progress)
 
 

@@ -116,7 +116,8 @@ class HRM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab, d)
         trunc_lecun_(self.embed.weight, std=1.0 / self.embed_scale)
         self.prefix = nn.Parameter(torch.zeros(cfg.n_task_ids, cfg.n_prefix, d))
-        self.H = ReasoningModule(cfg, cfg.H_layers)
+        # TRM variant: one network (self.L) serves both updates; no H stack
+        self.H = ReasoningModule(cfg, cfg.H_layers) if cfg.variant == "hrm" else None
         self.L = ReasoningModule(cfg, cfg.L_layers)
         self.lm_head = Linear(d, cfg.n_classes)
         self.q_head = Linear(d, 2, bias=True)
@@ -159,6 +160,8 @@ class HRM(nn.Module):
         x = self.input_embedding(batch["inputs"], batch.get("task_id"))
         cos, sin = self.rope_cos, self.rope_sin
         z_H, z_L = carry["z_H"], carry["z_L"]
+        if cfg.variant == "trm":
+            return self._trm_segment(z_H, z_L, x)
         with torch.no_grad():
             for h in range(cfg.H_cycles):
                 for l in range(cfg.L_cycles):
@@ -173,6 +176,22 @@ class HRM(nn.Module):
         logits = self.lm_head(z_H[:, cfg.n_prefix:])
         q = self.q_head(z_H[:, 0]).float()
         return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q[:, 0], q[:, 1]
+
+    def _trm_segment(self, y: torch.Tensor, z: torch.Tensor, x: torch.Tensor):
+        """TRM-style segment (optional variant): one network; ``H_cycles`` recursions of
+        (``L_cycles`` latent updates z = net(z, y + x), then y = net(y, z)); all but the last
+        recursion without grad, full backprop through the last. Halt head only: q_continue = 0."""
+        cfg = self.cfg
+        cos, sin = self.rope_cos, self.rope_sin
+        for h in range(cfg.H_cycles):
+            ctx = torch.enable_grad() if h == cfg.H_cycles - 1 and torch.is_grad_enabled() else torch.no_grad()
+            with ctx:
+                for _ in range(cfg.L_cycles):
+                    z = self.L(z, y + x, cos, sin)
+                y = self.L(y, z, cos, sin)
+        logits = self.lm_head(y[:, cfg.n_prefix:])
+        q_halt = self.q_head(y[:, 0]).float()[:, 0]
+        return {"z_H": y.detach(), "z_L": z.detach()}, logits, q_halt, torch.zeros_like(q_halt)
 
 
 def stablemax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "sudoku9": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64,
                 "model": {"hidden": 128, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
     "maze11": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
-               "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
+               "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
     "maze13": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
                "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
 }
@@ -189,11 +189,17 @@ class Trainer:
             explore = torch.rand(len(self.steps), generator=self.gen) < cfg.halt_exploration_prob
             min_steps = explore * torch.randint(2, cfg.max_segments + 1, (len(self.steps),), generator=self.gen)
             halted = halted & (self.steps >= min_steps) | is_last
-            _, _, nq_halt, nq_cont = model.segment(new_carry, batch)
+            if cfg.variant == "trm":
+                nq_halt = nq_cont = torch.zeros_like(q_halt)
+            else:
+                _, _, nq_halt, nq_cont = model.segment(new_carry, batch)
             target_cont = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
         lm = token_loss(cfg, logits, self.labels).mean(-1).mean()
         qh = F.binary_cross_entropy_with_logits(q_halt, correct.float())
-        qc = F.binary_cross_entropy_with_logits(q_cont, target_cont)
+        if cfg.variant == "trm":  # halt head only
+            qc = torch.zeros((), dtype=qh.dtype)
+        else:
+            qc = F.binary_cross_entropy_with_logits(q_cont, target_cont)
         loss = lm + 0.5 * (qh + qc)
         for g in self.opt.param_groups:
             g["lr"] = self.lr_at(self.it)

@@ -117,3 +117,21 @@ def test_shipped_sudoku4_accuracy() -> None:
     x, y = task.generate(200, EVAL_SEED + 11, "test")
     r = evaluate_bare(model, task, x, y)
     assert r["exact_bare"] >= 0.97, r
+
+
+def test_train_command_runs_and_resumes(tmp_path) -> None:
+    from sage_core.cli import build_cli
+
+    reg = sage_core.Registry()
+    reg.add(hooks, name="hrm")
+    cli = build_cli(reg)
+    out = tmp_path / "run"
+    args = ["train", "hrm", "--task", "sudoku4", "--out", str(out), "--minutes", "0.01", "--n-train", "32",
+            "--model", json.dumps({"hidden": 16, "heads": 2, "H_layers": 1, "L_layers": 1, "max_segments": 2}),
+            "--no-progress"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "last" / "model.safetensors").is_file() and (out / "train_state.msgpack").is_file()
+    res = CliRunner().invoke(cli, [*args[:7], "0.02", *args[8:]])
+    assert res.exit_code == 0 and "resumed" in res.output, res.output
+    assert load_pretrained(out / "last").cfg.hidden == 16
