@@ -579,9 +579,11 @@ class Orchestrator:
         """Save the session in ``store`` (a ``persistence.SessionStore``); returns the checkpoint number."""
         self._require()
         if id(store) not in self._stores:
+            from ._persist import SessionExistsError
+
             try:
                 store.create(session_id=self.session)
-            except Exception:  # noqa: BLE001 - the session already exists in that store
+            except SessionExistsError:
                 pass
             self._stores.add(id(store))
         return store.checkpoint(self.session, self.snapshot())

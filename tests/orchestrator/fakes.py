@@ -1,5 +1,4 @@
-"""Test plugins (faulty, global-RNG, slow, streaming, costly) and a stand-in session store used
-only while the persistence package does not provide ``SessionStore``."""
+"""Test plugins (faulty, global-RNG, streaming, costly, CPU-heavy) and a session store factory."""
 
 from __future__ import annotations
 
@@ -8,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import torch
-from safetensors.torch import load_file, save_file
 
 from plugins.toy import QuadraticDescent
 from sage_core import IRPPlugin, IRPState
@@ -113,47 +110,7 @@ class Spin(IRPPlugin):
         return IRPState(x=x * 0.5, step=state.step + 1)
 
 
-class DirStore:
-    """Stand-in with the SessionStore interface: safetensors + msgpack per checkpoint."""
-
-    def __init__(self, root: Any = None, keep: int = 3) -> None:
-        self.root = Path(root)
-
-    def create(self, session_id: str | None = None) -> str:
-        import uuid
-
-        session_id = session_id or uuid.uuid4().hex[:12]
-        (self.root / session_id).mkdir(parents=True, exist_ok=False)
-        return session_id
-
-    def checkpoint(self, session_id: str, snapshot: Any) -> int:
-        base = self.root / session_id
-        number = len(list(base.glob("ckpt-*"))) + 1
-        target = base / f"ckpt-{number}"
-        target.mkdir()
-        nodes = {}
-        for name, node in snapshot.nodes.items():
-            save_file({k: v.contiguous() for k, v in node.tensors.items()}, str(target / f"{name}.safetensors"))
-            nodes[name] = [node.plugin, node.version, node.api_version, node.meta]
-        (target / "manifest.msgpack").write_bytes(msgpack.packb(
-            {"nodes": nodes, "orchestrator": snapshot.orchestrator, "rng": snapshot.rng}))
-        return number
-
-    def load(self, session_id: str, checkpoint: int | None = None) -> Any:
-        from orchestrator._persist import PluginSnapshot, SessionSnapshot
-
-        base = self.root / session_id
-        number = checkpoint or max(int(p.name.split("-")[1]) for p in base.glob("ckpt-*"))
-        target = base / f"ckpt-{number}"
-        data = msgpack.unpackb((target / "manifest.msgpack").read_bytes(), strict_map_key=False)
-        nodes = {name: PluginSnapshot(p, v, a, load_file(str(target / f"{name}.safetensors")), m)
-                 for name, (p, v, a, m) in data["nodes"].items()}
-        return SessionSnapshot(nodes, data["orchestrator"], data["rng"])
-
-
 def make_store(root: Path) -> Any:
-    try:
-        from persistence import SessionStore
-    except ImportError:
-        return DirStore(root)
+    from persistence import SessionStore
+
     return SessionStore(root=root)
