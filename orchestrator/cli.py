@@ -36,8 +36,9 @@ def _trust_path(store: Any) -> Path | None:
 class _Display:
     """Rich live table on a terminal; plain lines (one per halt, then a summary) otherwise."""
 
-    def __init__(self, orchestrator: Orchestrator, live: bool) -> None:
+    def __init__(self, orchestrator: Orchestrator, live: bool, quiet: bool = False) -> None:
         self.orchestrator = orchestrator
+        self.quiet = quiet
         self.live = None
         self._last = 0.0
         if live:
@@ -69,6 +70,8 @@ class _Display:
                 self.live.update(self._table())
                 self._last = now
             return
+        if self.quiet:
+            return
         for event in events:
             if isinstance(event, HaltEvent):
                 energy = "-" if event.energy is None else f"{event.energy:.6g}"
@@ -84,7 +87,7 @@ class _Display:
 def drive(orchestrator: Orchestrator, store: Any, *, checkpoint_every: int, as_json: bool,
           stop_after: int | None = None) -> Result | None:
     """Step a started or resumed session to the end (or ``stop_after`` rounds), checkpointing."""
-    display = _Display(orchestrator, live=not as_json and sys.stdout.isatty())
+    display = _Display(orchestrator, live=not as_json and sys.stdout.isatty(), quiet=as_json)
     rounds = 0
     try:
         while not orchestrator.done:

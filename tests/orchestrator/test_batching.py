@@ -1,0 +1,96 @@
+"""Continuous batching: batched and unbatched steps agree; halted sessions leave, waiting ones join;
+faults stay per session."""
+
+import pytest
+import torch
+
+from orchestrator import BatchPool
+from plugins.toy import QuadraticDescent
+from plugins.toy.batched import BatchedTanhRegression
+from sage_core import MaxSteps, refine
+
+
+def test_batched_and_unbatched_steps_agree():
+    plugin = BatchedTanhRegression(dim=16)
+    states = [plugin.init_state(None, {"seed": s}) for s in range(9)]
+    batched = plugin.step_batch(states)
+    for state, b in zip(states, batched):
+        single = plugin.step(state)
+        assert b.step == single.step == state.step + 1
+        assert torch.allclose(b.x, single.x, rtol=0, atol=1e-12)
+    energies = plugin.energy_batch(batched)
+    assert energies == pytest.approx([plugin.energy(s) for s in batched], rel=1e-12)
+
+
+def test_pool_matches_one_by_one_refinement():
+    plugin = BatchedTanhRegression(dim=16)
+    pool = BatchPool(plugin, policy={"max_steps": 20, "threshold": 0.05}, max_batch=8)
+    for seed in range(20):
+        pool.submit(None, {"seed": seed}, key=f"s{seed}")
+    results = pool.run()
+    assert len(results) == 20 and pool.done
+    for seed in range(20):
+        ref = refine(plugin, None, {"seed": seed}, policy=MaxSteps(20) | __import__("sage_core").Threshold(0.05))
+        got = results[f"s{seed}"]
+        assert got.decision.policy == ref.decision.policy
+        assert got.steps == ref.history.steps
+        assert got.energy == pytest.approx(ref.energy, rel=1e-9)
+
+
+def test_halted_sessions_leave_and_waiting_ones_join():
+    plugin = BatchedTanhRegression(dim=8)
+    calls = []
+    original = plugin.step_batch
+
+    def spy(states):
+        calls.append(len(states))
+        return original(states)
+
+    plugin.step_batch = spy
+    pool = BatchPool(plugin, policy={"max_steps": 50}, max_batch=4)
+    for i, steps in enumerate([2, 3, 9, 9, 9, 4]):
+        pool.submit(None, {"seed": i}, key=i, budget=steps)
+    pool.step()
+    assert len(pool.active) == 4 and len(pool.waiting) == 2 and calls == [4]
+    results = pool.run()
+    assert [results[i].steps for i in range(6)] == [2, 3, 9, 9, 9, 4]
+    assert all(results[i].decision.policy == "budget_exhausted" for i in range(6))
+    assert max(calls) == 4 and calls[2] == 4  # sessions 4 and 5 filled the places of 0 and 1
+    assert pool.steps == 2 + 3 + 9 + 9 + 9 + 4
+    singles = pool.rounds - len(calls)  # a lone session is stepped with step(), not step_batch()
+    assert sum(calls) + singles == pool.steps and singles <= 2
+
+
+def test_fault_in_a_batch_fails_only_its_session():
+    class Fragile(BatchedTanhRegression):
+        name = "fragile"
+
+        def step(self, state, budget=None):
+            if state.meta["seed"] == 2 and state.step == 3:
+                raise RuntimeError("bad sample")
+            return super().step(state, budget)
+
+        def step_batch(self, states):
+            if any(s.meta["seed"] == 2 and s.step == 3 for s in states):
+                raise RuntimeError("bad sample in batch")
+            return super().step_batch(states)
+
+    pool = BatchPool(Fragile(dim=8), policy={"max_steps": 6}, max_batch=8)
+    for seed in range(5):
+        pool.submit(None, {"seed": seed}, key=seed)
+    results = pool.run()
+    assert results[2].decision.policy == "error" and results[2].steps == 3
+    assert "bad sample" in results[2].fault.detail and results[2].state.step == 3
+    assert all(results[k].steps == 6 and results[k].fault is None for k in (0, 1, 3, 4))
+
+
+def test_pool_without_step_batch_and_forced_unbatched():
+    pool = BatchPool(QuadraticDescent(), policy={"max_steps": 5}, max_batch=3)
+    assert not pool.batched
+    for i in range(7):
+        pool.submit([float(i)] * 8)
+    results = pool.run()
+    assert sorted(results) == list(range(7)) and all(r.steps == 5 for r in results.values())
+    assert not BatchPool(BatchedTanhRegression(), batched=False).batched
+    with pytest.raises(ValueError, match="already in the pool"):
+        pool.submit(None, key=0)
