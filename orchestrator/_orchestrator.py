@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from time import perf_counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from sage_core import (
     Event,
     HaltDecision,
     HaltEvent,
+    IRPPlugin,
     IRPState,
     Registry,
     SageError,
@@ -28,7 +30,7 @@ from sage_core import (
 
 from ._backends import InlineBackend, make_backend
 from ._budget import share, split_budget
-from ._faults import UPSTREAM, Fault, advance, from_exception
+from ._faults import BAD_TYPE, NON_FINITE, UPSTREAM, Fault, as_real, from_exception
 from ._pipeline import INPUT, Node, Pipeline, PipelineError
 from ._scheduler import BUILTIN_SCHEDULERS, Scheduler
 from ._trust import TrustStore
@@ -371,31 +373,52 @@ class Orchestrator:
             self._deliver_streams(run)
 
     def _burst(self, run: NodeRun) -> None:
-        """Fast path: the only runnable node, inline, no timeout, no streaming: step it to its halt."""
+        """Fast path: the only runnable node, inline, no timeout, no streaming: step it until it
+        halts or runs out of ATP. Same checks as :func:`~orchestrator._faults.advance`, inlined."""
         backend: InlineBackend = self.backend  # type: ignore[assignment]
         name, plugin, history = run.name, run.node.plugin, run.history
         state = backend.states[name]
         check, halt_fn = run.check, plugin.halt
+        step_fn, project_fn, energy_fn = plugin.step, plugin.project, plugin.energy
+        cost_fn = None if type(plugin).step_cost is IRPPlugin.step_cost else plugin.step_cost
         allocation, cost = run.allocation, run.next_cost
         energies, append = history.energies, history.append
         emit = self.telemetry.active or self._buffer is not None
         session = self.session or ""
         decision = fault = None
+        t0 = perf_counter()
+        base_elapsed = run.elapsed
         while True:
             remaining = allocation - history.spent
             if cost > remaining + _EPS:
                 break
             try:
-                state, energy, next_cost, elapsed = advance(plugin, state, remaining)
-            except Fault as caught:
-                fault = caught
+                new = step_fn(state, remaining)
+                if not isinstance(new, IRPState):
+                    raise Fault(BAD_TYPE, f"step() returned {type(new).__name__}, expected IRPState")
+                new = project_fn(new)
+                if not isinstance(new, IRPState):
+                    raise Fault(BAD_TYPE, f"project() returned {type(new).__name__}, expected IRPState")
+                energy = energy_fn(new)
+                if energy.__class__ is not float:
+                    energy = as_real(energy, "energy()")
+                if energy - energy != 0.0:
+                    raise Fault(NON_FINITE, f"energy is {energy!r} after step {new.step}")
+                if cost_fn is None:
+                    next_cost = 1.0
+                else:
+                    next_cost = cost_fn(new)
+                    if next_cost.__class__ is not float:
+                        next_cost = as_real(next_cost, "step_cost()")
+            except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
+                fault = from_exception(exc, f"step {state.step + 1}")
                 break
+            state = new
             append(energy, cost)
             cost = next_cost
-            run.elapsed += elapsed
             if emit:
                 self._emit(StepEvent(name, session, state.step, energy, energy - energies[-2], history.spent,
-                                     run.elapsed))
+                                     base_elapsed + perf_counter() - t0))
             try:
                 decision = check(history) or halt_fn(history)
             except Exception as exc:  # noqa: BLE001
@@ -403,6 +426,7 @@ class Orchestrator:
                 break
             if decision is not None:
                 break
+        run.elapsed = base_elapsed + perf_counter() - t0
         backend.states[name] = state
         run.next_cost = cost
         if fault is not None:
