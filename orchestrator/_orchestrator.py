@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
+import torch
 
 from sage_core import (
     EnergyHistory,
@@ -24,6 +25,8 @@ from sage_core import (
     StepEvent,
     Telemetry,
     TrustMetrics,
+    decode_tree,
+    encode_tree,
     get_registry,
     trust_metrics,
 )
@@ -132,6 +135,22 @@ class Result:
                 for name, n in self.nodes.items()
             },
         }
+
+
+def _pack_value(value: Any) -> dict[str, Any]:
+    """A run input as msgpack-able data (tensors as raw bytes), for nodes that have not started."""
+    tensors, skeleton = encode_tree(value)
+    return {"tree": skeleton, "tensors": {key: {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                                                "data": t.contiguous().view(torch.uint8).numpy().tobytes()}
+                                          for key, t in tensors.items()}}
+
+
+def _unpack_value(packed: Mapping[str, Any]) -> Any:
+    tensors = {}
+    for key, t in packed["tensors"].items():
+        raw = torch.frombuffer(bytearray(t["data"]), dtype=torch.uint8)
+        tensors[key] = raw.view(getattr(torch, t["dtype"])).reshape(t["shape"])
+    return decode_tree(tensors, packed["tree"])
 
 
 def _make_scheduler(spec: Any, registry: Registry | None) -> Scheduler:
@@ -590,13 +609,15 @@ class Orchestrator:
                 "fault": None if run.fault is None else [run.fault.kind, run.fault.detail, run.fault.traceback],
             }
         halts = [attrs.asdict(event) for event in self._halts]
+        pending_inputs = {name: _pack_value(value) for name, value in self._inputs.items()
+                          if self.runs[name].status == PENDING}
         return {
             "schema": SCHEMA, "session": self.session, "pipeline": spec, "budget": self.budget,
             "rounds": self.rounds, "done": self._done, "floor_fraction": self.floor_fraction,
             "scheduler": {"name": getattr(self.scheduler, "name", type(self.scheduler).__name__),
                           "state": self.scheduler.state_dict()},
             "backend": getattr(self.backend, "name", type(self.backend).__name__),
-            "trust": self.trust.to_dict(), "nodes": runs, "halts": halts,
+            "trust": self.trust.to_dict(), "nodes": runs, "halts": halts, "inputs": pending_inputs,
         }
 
     def checkpoint(self, store: Any) -> int:
@@ -630,7 +651,7 @@ class Orchestrator:
         self._stores.add(id(store))
         self.floor_fraction = float(data["floor_fraction"])
         self._setup(str(data["session"]), data["budget"])
-        self._inputs = {}
+        self._inputs = {name: _unpack_value(packed) for name, packed in data.get("inputs", {}).items()}
         self.rounds = int(data["rounds"])
         self.trust = TrustStore.from_dict(data["trust"])
         self.scheduler.load_state_dict(data["scheduler"]["state"])

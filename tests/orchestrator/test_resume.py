@@ -117,3 +117,22 @@ def test_python_object_pipeline_cannot_be_rebuilt_from_store(store):
     o2 = Orchestrator(p)
     o2.resume(store, session)
     assert o2.finish()["a"].steps == 3
+
+
+def test_run_inputs_of_nodes_not_started_survive_a_resume(store):
+    p = Pipeline()
+    p.add_node("a", "toy", halt={"max_steps": 6})
+    p.add_node("b", "toy", halt={"max_steps": 3})
+    p.add_edge("a", "b", "energy", to="prior")  # b waits for a, but its input comes from run()
+    x = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    reference = Orchestrator(p).run({"b": x})
+    o = Orchestrator(p)
+    session = o.start({"b": x}, store=store)
+    o.step()
+    assert o.runs["b"].status == "pending"
+    o.checkpoint(store)
+    resumed = Orchestrator(p)
+    resumed.resume(store, session)
+    result = resumed.finish()
+    assert result["b"].energies == reference["b"].energies
+    assert torch.equal(result["b"].state.x, reference["b"].state.x)
