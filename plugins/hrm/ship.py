@@ -19,7 +19,7 @@ import msgpack
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, load_pretrained, save_model
-from .evaluate import run_eval
+from .evaluate import EVAL_SEED, run_eval
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,22 +27,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--run", required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--which", choices=["best", "last"], default="best",
+                    help="RUN/best (highest validation exact) or RUN/last")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(a.run)
-    model = load_pretrained(run / "last")
+    which = a.which if (run / a.which / "model.safetensors").is_file() else "last"
+    model = load_pretrained(run / which)
+    from safetensors import safe_open
+
+    with safe_open(str(run / which / "model.safetensors"), framework="pt") as f:
+        picked = json.loads(f.metadata().get("extra", "{}"))
     meta = msgpack.unpackb((run / "train_state.msgpack").read_bytes(), raw=False, strict_map_key=False)
     args = meta["args"]
     dest = CHECKPOINT_DIR / a.name
-    path = save_model(model, dest, extra={"it": meta["it"], "train_seconds": meta["elapsed"], "data_seed": args["seed"]})
+    path = save_model(model, dest, extra={"it": picked.get("it", meta["it"]), "run_it": meta["it"],
+                                         "train_seconds": meta["elapsed"], "data_seed": args["seed"]})
     size = path.stat().st_size
     assert size <= 5 * 1024 * 1024, f"checkpoint is {size} bytes > 5 MB"
     r = run_eval(model.cfg.task, checkpoint=str(path), n=a.n)
     curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()] if (run / "curve.jsonl").exists() else []
     cfg = model.cfg.to_dict()
+    from .train import RECIPES as _R
+
+    rec_model = _R[model.cfg.task]["model"]
     n_params = sum(p.numel() for p in model.parameters())
-    overrides = {k: v for k, v in args["model"].items()}
-    cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes {args['minutes']:g} --seed {args['seed']}"
+    overrides = {k: v for k, v in args["model"].items() if rec_model.get(k) != v}
+    from .train import RECIPES
+
+    rec = RECIPES[model.cfg.task]
+    extra_opts = "".join(f" --{k.replace('_', '-')} {args[k]}" for k in ("n_train", "decay_iters")
+                         if args.get(k) != rec.get(k, 0 if k == "decay_iters" else None))
+    cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
+           f" --max-iters {picked.get('it', meta['it'])}{extra_opts}"
            + (f" --model '{json.dumps(overrides)}'" if overrides else ""))
     lines = [
         f"# HRM checkpoint `{a.name}`",
@@ -73,8 +90,11 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"- data: task `{model.cfg.task}`, {args['n_train']} generated training puzzles, data seed {args['seed']}, "
         "augmented on the fly by task symmetries",
-        f"- {meta['it']} iterations (one segment each, deep supervision) at batch {args['batch_size']}, "
-        f"AdamW lr {args['lr']:g} (warmup {args['warmup']}), weight decay {args['weight_decay']:g}; "
+        f"- shipped weights: `{which}` of the run = iteration {picked.get('it', meta['it'])} "
+        f"(`best` = highest exact on the validation split, test seed {EVAL_SEED + 1}, never the reported seed)",
+        f"- {meta['it']} iterations in the run (one segment each, deep supervision) at batch {args['batch_size']}, "
+        f"AdamW lr {args['lr']:g} (warmup {args['warmup']}, cosine decay to {args.get('lr_min_ratio', 0.1):g}x by iteration "
+        f"{args.get('decay_iters', 0)} if > 0), weight decay {args['weight_decay']:g}; "
         f"{meta['puzzles_done']} puzzles completed",
         f"- training time: {meta['elapsed'] / 60:.1f} min of CPU time (process time of the training steps) on one core ({platform.machine()}, "
         f"torch {torch.__version__}), excluding periodic evaluation",

@@ -40,6 +40,8 @@ class TrainArgs:
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int = 200
+    decay_iters: int = 0  # > 0: cosine decay of the lr to lr * lr_min_ratio at this iteration
+    lr_min_ratio: float = 0.1
     minutes: float = 60.0  # CPU (process) time of the training steps
     max_iters: int = 10**9
     eval_every: int = 500
@@ -53,12 +55,12 @@ class TrainArgs:
 RECIPES: dict[str, dict[str, Any]] = {
     "sudoku4": {"n_train": 5000, "minutes": 20.0, "lr": 1e-3, "batch_size": 64,
                 "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
-    "sudoku6": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64,
+    "sudoku6": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64, "decay_iters": 10000,
                 "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
     "sudoku9": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 64,
                 "model": {"hidden": 128, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
-    "maze11": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
-               "model": {"hidden": 64, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 8}},
+    "maze11": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32, "decay_iters": 12000,
+               "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
     "maze13": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
                "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
 }
@@ -120,7 +122,7 @@ class Trainer:
         self.it = 0
         self.elapsed = 0.0
         self.puzzles_done = 0
-        self.hist: list[dict[str, Any]] = []
+        self.best: tuple[float, float] | None = None  # (exact, -mean segments) of RUN/best
         self._resume()
 
     # --- persistence ------------------------------------------------------------------
@@ -140,6 +142,7 @@ class Trainer:
         self.gen.set_state(tensors["rng.torch"])
         self.np_rng.bit_generator.state = json.loads(meta["rng_numpy"])
         self.it, self.elapsed, self.puzzles_done = meta["it"], meta["elapsed"], meta["puzzles_done"]
+        self.best = tuple(meta["best"]) if meta.get("best") else None
         self.log(f"resumed {self.out} at iteration {self.it} ({self.elapsed / 60:.1f} min trained)")
 
     def save(self) -> None:
@@ -154,6 +157,7 @@ class Trainer:
         }
         meta = {
             "it": self.it, "elapsed": self.elapsed, "puzzles_done": self.puzzles_done,
+            "best": list(self.best) if self.best else None,
             "opt": opt_m, "rng_numpy": json.dumps(self.np_rng.bit_generator.state),
             "args": attrs.asdict(self.args),
         }
@@ -161,7 +165,12 @@ class Trainer:
 
     # --- training ---------------------------------------------------------------------
     def lr_at(self, it: int) -> float:
-        return self.args.lr * min(1.0, (it + 1) / self.args.warmup)
+        a = self.args
+        lr = a.lr * min(1.0, (it + 1) / a.warmup)
+        if a.decay_iters > a.warmup and it > a.warmup:
+            frac = min(1.0, (it - a.warmup) / (a.decay_iters - a.warmup))
+            lr *= a.lr_min_ratio + (1 - a.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+        return lr
 
     def _refill(self) -> None:
         idx = torch.nonzero(self.halted).flatten().numpy()
@@ -225,6 +234,11 @@ class Trainer:
         r.update(it=self.it, minutes=self.elapsed / 60, puzzles_seen=self.puzzles_done)
         with open(self.out / "curve.jsonl", "a") as f:
             f.write(json.dumps(r) + "\n")
+        score = (r["exact_bare"], -r["mean_segments"])
+        if self.best is None or score > self.best:  # model selection on the validation split
+            self.best = score
+            ckpt.save_model(self.model, self.out / "best", extra={"it": self.it, "elapsed_s": self.elapsed,
+                                                                  "val_exact": r["exact_bare"]})
         return r
 
     def run(self, progress: bool = True) -> dict[str, Any]:
@@ -274,11 +288,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--max-iters", type=int, default=None)
+    ap.add_argument("--decay-iters", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr}.items() if v is not None}
+    kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr, "max_iters": a.max_iters,
+                            "decay_iters": a.decay_iters}.items() if v is not None}
     args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
                   eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)
