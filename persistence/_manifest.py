@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,15 +68,12 @@ def read_limited(path: Path, limit: int) -> bytes:
     """Read a small file, refusing it if larger than ``limit`` before reading."""
     try:
         with open(path, "rb") as handle:
-            import os
-            import stat
-
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise SessionCorruptError(path, "not a regular file")
             if info.st_size > limit:
                 raise SessionCorruptError(path, f"{info.st_size} bytes exceeds the manifest limit {limit}")
-            data = handle.read(limit + 1)
+            data = handle.read(info.st_size + 1)  # sized by the file, never by the limit
     except FileNotFoundError:
         raise SessionCorruptError(path, "file is missing") from None
     except IsADirectoryError:
