@@ -14,6 +14,7 @@ from ._budget import share, split_budget
 from ._faults import BAD_TYPE, ERROR, FAULT_KINDS, NON_FINITE, TIMEOUT, UPSTREAM, Fault
 from ._orchestrator import NodeResult, Orchestrator, OrchestratorError, Result
 from ._pipeline import Edge, Node, Pipeline, PipelineError, policy_from_spec
+from ._sessions import SessionStats, run_sessions
 from ._scheduler import EnergyDropScheduler, RoundRobinScheduler, Scheduler
 from ._trust import DEFAULT_TRUST, MAX_TRUST, MIN_TRUST, RATE, TrustStore, session_score, updated_trust
 
@@ -29,6 +30,6 @@ __all__ = [
     "BAD_TYPE", "DEFAULT_TRUST", "ERROR", "FAULT_KINDS", "MAX_TRUST", "MIN_TRUST", "NON_FINITE", "RATE", "TIMEOUT",
     "UPSTREAM", "BatchPool", "Edge", "EnergyDropScheduler", "Fault", "InlineBackend", "Node", "NodeResult",
     "Orchestrator", "OrchestratorError", "Pipeline", "PipelineError", "PoolResult", "RayBackend", "Result",
-    "RoundRobinScheduler", "Scheduler", "ThreadBackend", "TrustStore", "make_backend", "policy_from_spec",
+    "RoundRobinScheduler", "Scheduler", "SessionStats", "run_sessions", "ThreadBackend", "TrustStore", "make_backend", "policy_from_spec",
     "session_score", "share", "split_budget", "updated_trust",
 ]

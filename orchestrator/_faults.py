@@ -89,3 +89,43 @@ def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
     except Exception as exc:  # noqa: BLE001
         raise from_exception(exc, "init") from None
     return state, energy, cost
+
+
+def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | None]) -> list[Any]:
+    """Step ``states`` in one ``plugin.step_batch`` call (and one ``energy_batch`` if offered),
+    with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed)``
+    or :class:`Fault` per state. If the batched call itself raises or returns the wrong number
+    of states, the states are stepped one at a time so that only the faulty one fails."""
+    t0 = time.perf_counter()
+    try:
+        new = list(plugin.step_batch(states))
+        if len(new) != len(states):
+            raise ValueError(f"step_batch returned {len(new)} states for {len(states)}")
+        new = [plugin.project(s) if isinstance(s, IRPState) else s for s in new]
+        energy_batch = getattr(plugin, "energy_batch", None)
+        ok = [s for s in new if isinstance(s, IRPState)]
+        energies = iter(list(energy_batch(ok)) if energy_batch is not None else [plugin.energy(s) for s in ok])
+    except Exception:  # noqa: BLE001 - isolate the fault by stepping one at a time
+        out: list[Any] = []
+        for state, left in zip(states, remaining):
+            try:
+                out.append(advance(plugin, state, left))
+            except Fault as fault:
+                out.append(fault)
+        return out
+    elapsed = (time.perf_counter() - t0) / max(len(states), 1)
+    out = []
+    for state in new:
+        if not isinstance(state, IRPState):
+            out.append(Fault(BAD_TYPE, f"step_batch() returned {type(state).__name__}, expected IRPState"))
+            continue
+        try:
+            energy = as_real(next(energies), "energy()")
+            if energy - energy != 0.0:
+                raise Fault(NON_FINITE, f"energy is {energy!r} after step {state.step}")
+            cost = as_real(plugin.step_cost(state), "step_cost()")
+        except Exception as exc:  # noqa: BLE001
+            out.append(from_exception(exc, f"step {state.step}"))
+            continue
+        out.append((state, energy, cost, elapsed))
+    return out

@@ -455,7 +455,9 @@ class Orchestrator:
         else:
             run.status = STARVED
 
-    def _round(self, burst: bool) -> None:
+    def _plan(self, burst: bool = False) -> list[NodeRun]:
+        """Choose the node(s) to step this round ([] if the round was spent on bookkeeping or the
+        session is done; with ``burst`` a lone inline node may have been run to its halt)."""
         running = [run for run in self._order if run.status == RUNNING]
         if not running:
             starved = [run for run in self._order if run.status == STARVED]
@@ -467,25 +469,30 @@ class Orchestrator:
                                              f"next step costs {run.next_cost:.6g} ATP, {run.remaining:.6g} left"))
             else:
                 self._done = True
-            return
+            return []
         self.rounds += 1
         if len(running) == 1:
             run = running[0]
             if (burst and type(self.backend) is InlineBackend and run.node.timeout is None
                     and not any(edge.streaming for edge in self.pipeline.out_edges(run.name))):
                 self._burst(run)
-                return
-            chosen = [run]
-        else:
-            names = self.scheduler.select(running, self.backend.parallel)
-            if not names:
-                raise OrchestratorError(f"scheduler {self.scheduler!r} selected no node among {len(running)}")
-            chosen = [self.runs[name] for name in names]
-        requests = [(run.name, run.remaining) for run in chosen]
-        costs = [run.next_cost for run in chosen]
-        for run, cost, outcome in zip(chosen, costs, self.backend.step(requests)):
+                return []
+            return [run]
+        names = self.scheduler.select(running, self.backend.parallel)
+        if not names:
+            raise OrchestratorError(f"scheduler {self.scheduler!r} selected no node among {len(running)}")
+        return [self.runs[name] for name in names]
+
+    def _commit(self, chosen: list[NodeRun], costs: list[float], outcomes: list[Any]) -> None:
+        for run, cost, outcome in zip(chosen, costs, outcomes):
             if run.status == RUNNING:  # may have been halted by an earlier outcome's stream
                 self._apply(run, cost, outcome)
+
+    def _round(self, burst: bool) -> None:
+        chosen = self._plan(burst)
+        if chosen:
+            costs = [run.next_cost for run in chosen]
+            self._commit(chosen, costs, self.backend.step([(run.name, run.remaining) for run in chosen]))
 
     def step(self) -> list[Event]:
         """Run one scheduling round (one step of the chosen node(s)); return the events it emitted."""

@@ -94,3 +94,54 @@ def test_pool_without_step_batch_and_forced_unbatched():
     assert not BatchPool(BatchedTanhRegression(), batched=False).batched
     with pytest.raises(ValueError, match="already in the pool"):
         pool.submit(None, key=0)
+
+
+def session_pipeline():
+    from orchestrator import Pipeline
+
+    p = Pipeline()
+    p.add_node("prep", "toy", config={"dim": 16}, halt={"max_steps": 4})
+    p.add_node("solve", BatchedTanhRegression(dim=16), halt={"max_steps": 30, "threshold": 0.2})
+    p.add_edge("prep", "solve", "identity")
+    return p
+
+
+def test_sessions_of_a_pipeline_are_batched_across_sessions_and_match_solo_runs():
+    from orchestrator import Orchestrator, SessionStats, run_sessions
+
+    p = session_pipeline()
+    inputs = [{"prep": [0.1 * i] * 16} for i in range(12)]
+    stats = SessionStats()
+    results = run_sessions(p, inputs, max_active=5, budget=200, stats=stats)
+    assert stats.batched_calls > 0 and stats.batched_steps > stats.batched_calls  # several sessions per call
+    assert stats.steps == sum(r.atp_spent for r in results)
+    for inp, got in zip(inputs, results):
+        solo = Orchestrator(p).run(inp, budget=200)
+        for name in ("prep", "solve"):
+            assert got[name].steps == solo[name].steps and got[name].reason == solo[name].reason
+            assert got[name].energies == pytest.approx(solo[name].energies, rel=1e-9)
+
+
+def test_a_failing_session_does_not_disturb_its_batch():
+    from orchestrator import Pipeline, run_sessions
+
+    class Fragile(BatchedTanhRegression):
+        name = "fragile_batch"
+
+        def init_state(self, x0, ctx):
+            state = super().init_state(x0, ctx)
+            return state.evolve(meta={**state.meta, "bad": bool(state.x[0] == 9.0)})
+
+        def step_batch(self, states):
+            out = super().step_batch(states)
+            return [s.evolve(x=s.x * float("nan")) if s.meta["bad"] and s.step == 3 else s for s in out]
+
+    p = Pipeline()
+    p.add_node("solve", Fragile(dim=8), halt={"max_steps": 6})
+    inputs = [{"solve": [float(i)] * 8} for i in (1, 9, 2, 3)]
+    results = run_sessions(p, inputs, max_active=4)
+    assert [r["solve"].reason for r in results] == ["max_steps", "non_finite", "max_steps", "max_steps"]
+    assert [r["solve"].steps for r in results] == [6, 2, 6, 6]
+    assert results[1]["solve"].state.step == 2  # last good state kept
+    healthy = run_sessions(p, [inputs[0]], max_active=1)[0]
+    assert healthy["solve"].energies == pytest.approx(results[0]["solve"].energies, rel=1e-12)
