@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from orchestrator import BatchPool
+from orchestrator import BatchPool, Pipeline, SessionStats, run_sessions
 from plugins.toy.batched import BatchedTanhRegression
 
 
@@ -27,6 +27,18 @@ def throughput(plugin: BatchedTanhRegression, sessions: int, steps: int, batched
     elapsed = time.perf_counter() - t0
     assert pool.steps == sessions * steps
     return pool.steps / elapsed, [results[k].energy for k in range(sessions)]
+
+
+def pipeline_throughput(plugin: BatchedTanhRegression, sessions: int, steps: int, batched: bool) -> float:
+    """The same through whole-pipeline sessions (one Orchestrator each) with run_sessions."""
+    pipeline = Pipeline("batching")
+    pipeline.add_node("solve", plugin, halt={"max_steps": steps})
+    stats = SessionStats()
+    t0 = time.perf_counter()
+    run_sessions(pipeline, [{} for _ in range(sessions)], max_active=sessions, batched=batched, stats=stats)
+    elapsed = time.perf_counter() - t0
+    assert stats.steps == sessions * steps
+    return stats.steps / elapsed
 
 
 def main() -> None:
@@ -49,11 +61,15 @@ def main() -> None:
         batched.append(rate_b)
         single.append(rate_s)
     b, s = statistics.median(batched), statistics.median(single)
+    pb = statistics.median(pipeline_throughput(plugin, args.sessions, args.steps, True) for _ in range(args.repeats))
+    ps = statistics.median(pipeline_throughput(plugin, args.sessions, args.steps, False) for _ in range(args.repeats))
     print(f"toy_batch (dim {args.dim}), {args.sessions} concurrent sessions x {args.steps} steps, "
           f"{args.threads} torch thread(s), median of {args.repeats}")
     print(f"one by one : {s:10.0f} steps/s")
     print(f"batched    : {b:10.0f} steps/s")
     print(f"speed-up   : {b / s:10.2f}x   (target >= 8x for the HRM)")
+    print(f"pipeline sessions (run_sessions): one by one {ps:.0f} steps/s, batched {pb:.0f} steps/s, "
+          f"speed-up {pb / ps:.2f}x")
 
 
 if __name__ == "__main__":
