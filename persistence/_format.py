@@ -116,6 +116,9 @@ def prepare_tensor(value: Any, where: str) -> tuple[torch.Tensor, str]:
     if tensor.device.type != "cpu":
         tensor = tensor.to("cpu")
     tensor = tensor.resolve_conj().resolve_neg().contiguous()
+    if code == "BOOL" and tensor.numel() and int(tensor.view(torch.uint8).max()) > 1:
+        raise SnapshotError(f"{where}: bool tensor holds bytes other than 0 and 1 (made with .view(torch.bool)?); "
+                            "use .bool() to normalise it")
     return tensor, code
 
 
