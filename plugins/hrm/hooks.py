@@ -66,13 +66,16 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 @click.option("--n-train", type=int, default=None, help="training puzzles (default: the task's recipe)")
 @click.option("--max-iters", type=int, default=None, help="stop at this iteration (exact reproduction)")
 @click.option("--decay-iters", type=int, default=None, help="cosine lr decay ends at this iteration (0 = constant)")
+@click.option("--decay-start", type=int, default=None, help="cosine lr decay starts at this iteration")
 @click.option("--no-progress", is_flag=True, help="log lines instead of a progress bar")
 def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None,
-              n_train: int | None, max_iters: int | None, decay_iters: int | None, no_progress: bool) -> None:
+              n_train: int | None, max_iters: int | None, decay_iters: int | None,
+              decay_start: int | None, no_progress: bool) -> None:
     """Train an HRM from scratch (or resume the run in OUT); --minutes counts CPU time."""
     from .train import Trainer, recipe
 
-    kw = {k: v for k, v in {"n_train": n_train, "max_iters": max_iters, "decay_iters": decay_iters}.items()
+    kw = {k: v for k, v in {"n_train": n_train, "max_iters": max_iters, "decay_iters": decay_iters,
+                                "decay_start": decay_start}.items()
           if v is not None}
     args = recipe(task, out=out, seed=seed, minutes=minutes,
                   model=json.loads(model_json) if model_json else None, **kw)

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     from .train import RECIPES
 
     rec = RECIPES[model.cfg.task]
-    extra_opts = "".join(f" --{k.replace('_', '-')} {args[k]}" for k in ("n_train", "decay_iters")
-                         if args.get(k) != rec.get(k, 0 if k == "decay_iters" else None))
+    extra_opts = "".join(f" --{k.replace('_', '-')} {args[k]}" for k in ("n_train", "decay_start", "decay_iters")
+                         if args.get(k, 0) != rec.get(k, 0 if k.startswith("decay") else None))
     cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
            f" --max-iters {picked.get('it', meta['it'])}{extra_opts}"
            + (f" --model '{json.dumps(overrides)}'" if overrides else ""))

@@ -41,6 +41,7 @@ class TrainArgs:
     weight_decay: float = 0.1
     warmup: int = 200
     decay_iters: int = 0  # > 0: cosine decay of the lr to lr * lr_min_ratio at this iteration
+    decay_start: int = 0  # iteration where the cosine decay starts (at least the warmup)
     lr_min_ratio: float = 0.1
     minutes: float = 60.0  # CPU (process) time of the training steps
     max_iters: int = 10**9
@@ -167,8 +168,9 @@ class Trainer:
     def lr_at(self, it: int) -> float:
         a = self.args
         lr = a.lr * min(1.0, (it + 1) / a.warmup)
-        if a.decay_iters > a.warmup and it > a.warmup:
-            frac = min(1.0, (it - a.warmup) / (a.decay_iters - a.warmup))
+        start = max(a.warmup, a.decay_start)
+        if a.decay_iters > start and it > start:
+            frac = min(1.0, (it - start) / (a.decay_iters - start))
             lr *= a.lr_min_ratio + (1 - a.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
         return lr
 
@@ -290,12 +292,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--max-iters", type=int, default=None)
     ap.add_argument("--decay-iters", type=int, default=None)
+    ap.add_argument("--decay-start", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr, "max_iters": a.max_iters,
-                            "decay_iters": a.decay_iters}.items() if v is not None}
+                            "decay_iters": a.decay_iters, "decay_start": a.decay_start}.items() if v is not None}
     args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
                   eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)
