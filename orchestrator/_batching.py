@@ -13,16 +13,15 @@ round is redone one session at a time, so only the faulty session fails.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Hashable, Mapping
 from typing import Any
 
 import attrs
 
-from sage_core import EnergyHistory, HaltDecision, HaltPolicy, IRPPlugin, IRPState, default_policy
+from sage_core import EnergyHistory, HaltDecision, HaltPolicy, IRPState, default_policy
 
-from ._faults import BAD_TYPE, NON_FINITE, Fault, advance, as_real, from_exception, probe
+from ._faults import Fault, advance, advance_batch, from_exception, probe
 from ._pipeline import policy_from_spec
 
 
@@ -76,8 +75,6 @@ class BatchPool:
         self.max_batch = max_batch
         has_batch = callable(getattr(plugin, "step_batch", None))
         self.batched = has_batch if batched is None else (batched and has_batch)
-        self._energy_batch = getattr(plugin, "energy_batch", None) if self.batched else None
-        self._fixed_cost = type(plugin).step_cost is IRPPlugin.step_cost if isinstance(plugin, IRPPlugin) else False
         self.waiting: deque[_Session] = deque()
         self.active: list[_Session] = []
         self.results: dict[Hashable, PoolResult] = {}
@@ -127,32 +124,6 @@ class BatchPool:
             else:
                 self.active.append(session)
 
-    def _batched_round(self, active: list[_Session]) -> list[tuple[IRPState, float] | Fault] | None:
-        plugin = self.plugin
-        try:
-            states = plugin.step_batch([s.state for s in active])
-            if len(states) != len(active):
-                return None
-            states = [plugin.project(s) for s in states]
-            if self._energy_batch is not None:
-                energies = self._energy_batch(states)
-            else:
-                energies = [plugin.energy(s) for s in states]
-        except Exception:  # noqa: BLE001 - redo the round one session at a time to isolate the fault
-            return None
-        out: list[tuple[IRPState, float] | Fault] = []
-        for state, energy in zip(states, energies):
-            if not isinstance(state, IRPState):
-                out.append(Fault(BAD_TYPE, f"step_batch() returned {type(state).__name__}, expected IRPState"))
-                continue
-            try:
-                energy = as_real(energy, "energy()")
-            except Fault as fault:
-                out.append(fault)
-                continue
-            out.append(Fault(NON_FINITE, f"energy is {energy!r}") if energy - energy != 0.0 else (state, energy))
-        return out
-
     def step(self) -> int:
         """One round: admit, step every active session once, retire halted ones. Returns sessions stepped."""
         self._admit()
@@ -160,31 +131,24 @@ class BatchPool:
         if not active:
             return 0
         self.rounds += 1
-        outcomes = self._batched_round(active) if self.batched and len(active) > 1 else None
-        if outcomes is None:
+        remaining = [None if s.budget is None else s.budget - s.history.spent for s in active]
+        if self.batched and len(active) > 1:
+            outcomes = advance_batch(self.plugin, [s.state for s in active], remaining)
+        else:
             outcomes = []
-            for session in active:
-                remaining = None if session.budget is None else session.budget - session.history.spent
+            for session, left in zip(active, remaining):
                 try:
-                    state, energy, _, _ = advance(self.plugin, session.state, remaining)
-                    outcomes.append((state, energy))
+                    outcomes.append(advance(self.plugin, session.state, left))
                 except Fault as fault:
                     outcomes.append(fault)
         keep: list[_Session] = []
-        fixed = self._fixed_cost
         for session, outcome in zip(active, outcomes):
             if isinstance(outcome, Fault):
                 self._retire(session, HaltDecision(outcome.kind, outcome.detail), outcome)
                 continue
-            session.state, energy = outcome
+            session.state, energy, next_cost, _ = outcome
             session.history.append(energy, session.cost)
-            if not fixed:
-                try:
-                    session.cost = as_real(self.plugin.step_cost(session.state), "step_cost()")
-                except Exception as exc:  # noqa: BLE001
-                    fault = from_exception(exc, "step_cost()")
-                    self._retire(session, HaltDecision(fault.kind, fault.detail), fault)
-                    continue
+            session.cost = next_cost
             try:
                 decision = self._decide(session)
             except Exception as exc:  # noqa: BLE001
@@ -205,6 +169,3 @@ class BatchPool:
             self.step()
         return dict(self.results)
 
-
-def _finite(value: float) -> bool:
-    return math.isfinite(value)

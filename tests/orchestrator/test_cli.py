@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from orchestrator import Orchestrator, Pipeline
 from persistence import SessionStore
