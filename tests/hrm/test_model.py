@@ -33,9 +33,9 @@ def test_init_and_buffers() -> None:
     assert all(p.dtype == torch.float32 for p in m.parameters())
 
 
-@pytest.mark.parametrize("task", ["sudoku6", "maze11"])
-def test_batched_equals_unbatched(task: str) -> None:
-    m = tiny(task).eval()
+@pytest.mark.parametrize("task, variant", [("sudoku6", "hrm"), ("maze11", "hrm"), ("sudoku4", "trm")])
+def test_batched_equals_unbatched(task: str, variant: str) -> None:
+    m = tiny(task, variant=variant).eval()
     cfg = m.cfg
     x = torch.randint(0, cfg.vocab, (5, cfg.seq_len), generator=torch.Generator().manual_seed(1))
     carry = m.initial_carry(5)
@@ -71,6 +71,16 @@ def test_one_step_gradient_and_detached_carry() -> None:
         h.remove()
     assert calls == {"L": m.cfg.H_cycles * m.cfg.L_cycles, "H": m.cfg.H_cycles}
     assert grad_calls == {"L": 1, "H": 1}
+
+
+def test_trm_variant_trains_through_last_recursion() -> None:
+    m = tiny(variant="trm")
+    assert m.H is None
+    x = torch.randint(0, m.cfg.vocab, (2, m.cfg.seq_len))
+    carry, logits, qh, qc = m.segment(m.initial_carry(2), {"inputs": x})
+    assert torch.all(qc == 0) and not carry["z_H"].requires_grad
+    logits.sum().backward()
+    assert m.L.layers[0].mlp.down.weight.grad is not None
 
 
 def test_reset_carry() -> None:
