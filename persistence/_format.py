@@ -123,8 +123,9 @@ def prepare_tensor(value: Any, where: str) -> tuple[torch.Tensor, str]:
 
 
 def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]], metadata: dict[str, str],
-                      checksum: str) -> tuple[int, bytes, list[_Item]]:
-    """Write a safetensors file at ``path`` (created, fsynced).
+                      checksum: str, sync: bool = True) -> tuple[int, bytes, list[_Item]]:
+    """Write a safetensors file at ``path`` (created; fsynced unless ``sync`` is false, for a
+    caller that fsyncs a batch of files together).
 
     ``items`` are ``(key, name_in_file, prepared_tensor, dtype_code)``. Returns the file size,
     the checksum of the header bytes and the items with their offsets and checksums, in the
@@ -164,7 +165,8 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
                     written = 0
                     while written < item.nbytes:  # raw writes may be partial
                         written += handle.write(view[written:])
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     finally:
         if hasher is not None:
             hasher.join()
@@ -174,8 +176,10 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_header(path: Path, expected_size: int, max_header: int = MAX_HEADER_BYTES) -> bytes:
-    """The raw header bytes of the safetensors file at ``path``, after size checks."""
+def read_header(path: Path, expected_size: int,
+                max_header: int = MAX_HEADER_BYTES) -> tuple[bytes, tuple[int, int, int, int]]:
+    """The raw header bytes of the safetensors file at ``path``, after size checks, and the
+    file's identity (inode, device, size, mtime) to recognise it when it is memory-mapped later."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -200,7 +204,7 @@ def read_header(path: Path, expected_size: int, max_header: int = MAX_HEADER_BYT
         raw = os.pread(fd, length, 8)
         if len(raw) != length:
             raise SessionCorruptError(path, "truncated while reading the header")
-        return raw
+        return raw, (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
     finally:
         os.close(fd)
 

@@ -16,16 +16,18 @@ from ._format import CHECKSUMS, DTYPES, byte_view
 class LazyTensors(Mapping[str, torch.Tensor]):
     """The tensors of one node, memory-mapped through ``safetensors.safe_open``.
 
-    Opening costs only the header; a tensor's bytes are read (page by page, from the
+    The file is memory-mapped on first access (after checking it is the file whose header
+    was validated at load); a tensor's bytes are read (page by page, from the
     memory-mapped file) when it is first looked up, and its checksum is verified then:
     a mismatch raises :class:`SessionCorruptError`. Tensors are copy-on-write views of the
     file: changing them in place never changes the file. ``dict(tensors)`` reads everything.
     """
 
-    def __init__(self, path: Path, handle: Any, entries: dict[str, tuple[str, str, tuple[int, ...], bytes]],
+    def __init__(self, path: Path, opener: Any, entries: dict[str, tuple[str, str, tuple[int, ...], bytes]],
                  checksum: str) -> None:
         self._path = path
-        self._handle = handle
+        self._opener = opener  # returns the safe_open handle; called once, on first access
+        self._handle: Any = None
         self._entries = entries  # key -> (name in file, dtype code, shape, digest)
         self._digest = CHECKSUMS[checksum]
         self._cache: dict[str, torch.Tensor] = {}
@@ -48,6 +50,8 @@ class LazyTensors(Mapping[str, torch.Tensor]):
         return tensor
 
     def _read(self, key: str, name: str, code: str, shape: tuple[int, ...], digest: bytes) -> torch.Tensor:
+        if self._handle is None:
+            self._handle = self._opener()
         try:
             tensor = self._handle.get_tensor(name)
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own and OS errors

@@ -13,7 +13,7 @@ import torch
 
 from ._errors import SessionCorruptError
 
-#: Python's Mersenne Twister state: 624 words plus the position.
+#: Python's Mersenne Twister state: 624 words plus the position (stored as 625 little-endian uint32).
 _PY_WORDS = 625
 _NP_KEYS_BYTES = 624 * 4
 
@@ -23,7 +23,7 @@ def capture_rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     return {
-        "python": [int(version), [int(v) for v in internal], gauss],
+        "python": [int(version), np.array(internal, dtype="<u4").tobytes(), gauss],
         "numpy": [str(name), np.ascontiguousarray(keys, dtype="<u4").tobytes(), int(pos), int(has_gauss),
                   float(cached)],
         "torch": bytes(torch.get_rng_state().numpy().tobytes()),
@@ -45,11 +45,10 @@ def check_rng_state(state: Any, where: str = "rng") -> None:
         raise bad(f"unknown generators {sorted(map(str, unknown))}")
     if "python" in state:
         py = state["python"]
-        if not (isinstance(py, list) and len(py) == 3 and type(py[0]) is int and isinstance(py[1], list)
-                and len(py[1]) == _PY_WORDS and all(type(v) is int and 0 <= v < 2**32 for v in py[1])
-                and (py[2] is None or type(py[2]) is float)):
+        if not (isinstance(py, list) and len(py) == 3 and type(py[0]) is int and isinstance(py[1], bytes)
+                and len(py[1]) == 4 * _PY_WORDS and (py[2] is None or type(py[2]) is float)):
             raise bad("python state is malformed")
-        if not 0 <= py[1][-1] <= 624:
+        if not 0 <= int.from_bytes(py[1][-4:], "little") <= 624:
             raise bad("python state position out of range")
     if "numpy" in state:
         npy = state["numpy"]
@@ -69,7 +68,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     check_rng_state(state)
     if "python" in state:
         version, internal, gauss = state["python"]
-        random.setstate((version, tuple(internal), gauss))
+        random.setstate((version, tuple(np.frombuffer(internal, dtype="<u4").tolist()), gauss))
     if "numpy" in state:
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, np.frombuffer(keys, dtype="<u4").astype(np.uint32), pos, has_gauss, cached))

@@ -43,7 +43,7 @@ from ._errors import (
     SnapshotError,
 )
 from ._format import CHECKSUMS, check_items, parse_header, prepare_tensor, read_header, write_tensor_file
-from ._fsutil import fsync_dir, token, write_atomic
+from ._fsutil import fsync_dir, fsync_paths, token, write_atomic
 from ._lazy import LazyTensors
 from ._rng import check_rng_state
 from ._snapshot import CheckpointInfo, NodeInfo, PluginSnapshot, SessionInfo, SessionSnapshot
@@ -187,7 +187,8 @@ class SessionStore:
             try:
                 body = self._write_files(tmp, session_id, number, nodes, snapshot)
                 _write_new(tmp / _manifest.FILE_NAME, _manifest.dump(body))
-                fsync_dir(tmp)
+                # every file and the directory durable before the rename that publishes them
+                fsync_paths([tmp / name for name in os.listdir(tmp)] + [tmp])
                 os.rename(tmp, path / f"ckpt-{number:08d}")
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -230,7 +231,8 @@ class SessionStore:
         for index, (name, node, items) in enumerate(nodes):
             file_name = f"n{index:03d}.safetensors"
             metadata = {"format": "pt", "sage.session": session_id, "sage.node": name, "sage.plugin": node.plugin}
-            size, header_digest, written = write_tensor_file(tmp / file_name, items, metadata, self.checksum)
+            size, header_digest, written = write_tensor_file(tmp / file_name, items, metadata, self.checksum,
+                                                             sync=False)
             meta = dict(node.meta)
             step, energy = meta.get("step"), meta.get("energy")
             entries.append({
@@ -277,7 +279,7 @@ class SessionStore:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(path / f"ckpt-{number:08d}", target)
                 doomed.append(target)
-        fsync_dir(path)
+        # no fsync: if a crash forgets these renames, the old checkpoints are pruned next time
         for target in doomed:
             shutil.rmtree(target, ignore_errors=True)
 
@@ -352,7 +354,7 @@ class SessionStore:
         nodes: dict[str, PluginSnapshot] = {}
         for node in body["nodes"]:
             file_path = target / node["file"]
-            raw = read_header(file_path, node["bytes"])
+            raw, identity = read_header(file_path, node["bytes"])
             if digest(raw) != node["header"]:
                 raise SessionCorruptError(file_path, "header checksum mismatch (the file was modified or damaged)")
             header = parse_header(file_path, raw, node["bytes"])
@@ -360,8 +362,7 @@ class SessionStore:
             entries = {key: (prefix + key, code, tuple(shape), dig) for key, code, shape, _s, _e, dig in node["tensors"]}
             check_items(file_path, ((prefix + key, code, tuple(shape), s, e)
                                     for key, code, shape, s, e, _d in node["tensors"]), header)
-            handle = _safe_open(file_path, node["bytes"])
-            tensors = LazyTensors(file_path, handle, entries, body["checksum"])
+            tensors = LazyTensors(file_path, _Opener(file_path, identity), entries, body["checksum"])
             if verify == "full":
                 tensors.verify()
             nodes[node["name"]] = PluginSnapshot(node["plugin"], node["version"], node["api_version"], tensors,
@@ -410,22 +411,29 @@ class SessionStore:
 def _write_new(path: Path, data: bytes) -> None:
     with open(path, "xb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
-def _safe_open(path: Path, size: int) -> Any:
-    """``safe_open`` the file, after checking it is still the file whose header we validated."""
-    try:
-        before = os.stat(path, follow_symlinks=False)
-        handle = safe_open(str(path), framework="pt")
-        after = os.stat(path, follow_symlinks=False)
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
-        raise SessionCorruptError(path, f"safetensors refused the file: {str(exc)[:120]}") from None
-    if (before.st_ino, before.st_dev, before.st_size) != (after.st_ino, after.st_dev, after.st_size) \
-            or after.st_size != size or not stat.S_ISREG(after.st_mode):
-        raise SessionCorruptError(path, "file changed while it was being opened")
-    return handle
+class _Opener:
+    """Opens a tensor file with ``safe_open`` on first use, if it is still the file validated at load.
+
+    Deferring the memory map keeps ``load`` to the manifest and the headers (microseconds).
+    """
+
+    def __init__(self, path: Path, identity: tuple[int, int, int, int]) -> None:
+        self.path, self.identity = path, identity
+
+    def __call__(self) -> Any:
+        path = self.path
+        try:
+            handle = safe_open(str(path), framework="pt")
+            info = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise SessionCorruptError(path, "file is missing (checkpoint deleted or pruned after load?)") from None
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
+            raise SessionCorruptError(path, f"safetensors refused the file: {str(exc)[:120]}") from None
+        if (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns) != self.identity or not stat.S_ISREG(info.st_mode):
+            raise SessionCorruptError(path, "file was replaced or changed after the session was loaded")
+        return handle
 
 
 def _file_size(path: Path) -> int | None:

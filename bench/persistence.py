@@ -1,0 +1,151 @@
+"""Session store versus raw writes and torch.save/torch.load, same run, same tensors.
+
+For session states of 1 MB, 50 MB and 500 MB (four tensors: float32, bfloat16, int64, float32):
+
+* checkpoint: ``SessionStore.checkpoint`` (safetensors files + checksums + manifest, every
+  file and directory fsynced, atomic rename) versus writing the same bytes raw with
+  ``numpy.ndarray.tofile`` + ``fsync`` (target: ratio <= 1.5);
+* open: ``SessionStore.load`` (manifest, headers, memory-mapped tensors) versus
+  ``torch.load(weights_only=True)`` of a ``torch.save`` file of the same tensors
+  (target: >= 20x faster);
+* open + touch all: the same, then every tensor read and reduced (for the store this reads
+  and checksum-verifies every byte) (target: ratio <= 1.0).
+
+Files are in the page cache (written just before), as when a session is resumed on the
+machine that wrote it. Median of the repeats. Usage::
+
+    python bench/persistence.py [--sizes 1,50,500] [--repeats R] [--checksum sha256|crc32|blake2b] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# This file is called persistence.py: keep its directory from shadowing the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import torch  # noqa: E402
+
+from persistence import PluginSnapshot, SessionSnapshot, SessionStore, capture_rng_state  # noqa: E402
+
+
+def make_tensors(megabytes: float) -> dict[str, torch.Tensor]:
+    total = int(megabytes * 1024 * 1024)
+    g = torch.Generator().manual_seed(0)
+    return {
+        "x": torch.randn(total // 2 // 4, generator=g),
+        "carry/z_H": torch.randn(total // 4 // 2, generator=g).to(torch.bfloat16),
+        "carry/index": torch.randint(0, 1 << 40, (total // 8 // 8,), generator=g),
+        "carry/z_L": torch.randn(total // 8 // 4, generator=g),
+    }
+
+
+def raw_write(tensors: dict[str, torch.Tensor], path: Path) -> float:
+    t0 = time.perf_counter()
+    with open(path, "wb") as handle:
+        for tensor in tensors.values():
+            tensor.numpy().tofile(handle) if tensor.dtype != torch.bfloat16 else tensor.view(torch.int16).numpy().tofile(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return time.perf_counter() - t0
+
+
+def touch(tensors) -> int:
+    """Read every page of every tensor (one byte per 4 KiB page; the store's lookup itself
+    reads and checksums every byte)."""
+    total = 0
+    for key in tensors:
+        tensor = tensors[key]
+        if tensor.numel():
+            total += int(tensor.reshape(-1).view(torch.uint8)[::4096].sum())
+    return total
+
+
+def bench(megabytes: float, repeats: int, checksum: str, directory: Path) -> dict[str, float]:
+    tensors = make_tensors(megabytes)
+    nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    store = SessionStore(directory / "sessions", keep=2, checksum=checksum)  # prunes, as raw deletes
+    sid = store.create()
+    snapshot = SessionSnapshot({"hrm": PluginSnapshot("hrm", "1.0.0", 1, tensors, {"step": 3, "energy": 0.5})},
+                               {"budget": 100.0}, capture_rng_state())
+    pt = directory / "state.pt"
+    raw, ckpt, save, opens, loads, open_touch, load_touch = [], [], [], [], [], [], []
+    for i in range(repeats):
+        raw.append(raw_write(tensors, directory / f"raw-{i}.bin"))
+        if i >= 1:
+            (directory / f"raw-{i - 1}.bin").unlink()
+        t0 = time.perf_counter()
+        store.checkpoint(sid, snapshot)
+        ckpt.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with open(pt, "wb") as handle:
+            torch.save(tensors, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        save.append(time.perf_counter() - t0)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        loaded = store.load(sid)
+        opens.append(time.perf_counter() - t0)
+        del loaded
+        t0 = time.perf_counter()
+        loaded = store.load(sid)
+        touch(loaded.nodes["hrm"].tensors)
+        open_touch.append(time.perf_counter() - t0)
+        del loaded
+        t0 = time.perf_counter()
+        state = torch.load(pt, weights_only=True)
+        loads.append(time.perf_counter() - t0)
+        del state
+        t0 = time.perf_counter()
+        state = torch.load(pt, weights_only=True)
+        touch(state)
+        load_touch.append(time.perf_counter() - t0)
+        del state
+    med = statistics.median
+    return {"MB": nbytes / 2**20, "raw": med(raw), "ckpt": med(ckpt), "save": med(save), "open": med(opens),
+            "load": med(loads), "open_touch": med(open_touch), "load_touch": med(load_touch)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1,50,500", help="state sizes in MB, comma separated")
+    parser.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 15 / 5 / 3 by size)")
+    parser.add_argument("--checksum", default="sha256", choices=["sha256", "crc32", "blake2b"])
+    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir in .)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    base = Path(tempfile.mkdtemp(prefix=".bench-persistence-", dir=args.dir or Path.cwd()))
+    rows = []
+    try:
+        for size in [float(s) for s in args.sizes.split(",")]:
+            repeats = args.repeats or (21 if size <= 5 else 9 if size <= 100 else 5)
+            directory = base / f"{size:g}"
+            directory.mkdir()
+            rows.append(bench(size, repeats, args.checksum, directory))
+            shutil.rmtree(directory)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1e3:9.2f}"
+
+    print(f"checksum {args.checksum}; times in ms (median); page cache warm; torch threads 1")
+    print(f"{'state':>8} | {'raw+fsync':>9} {'ckpt':>9} {'ratio':>6} {'save':>9} | {'open':>9} {'t.load':>9} "
+          f"{'speedup':>8} | {'open+tch':>9} {'load+tch':>9} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['MB']:6.0f}MB | {ms(r['raw'])} {ms(r['ckpt'])} {r['ckpt'] / r['raw']:6.2f} {ms(r['save'])} | "
+              f"{ms(r['open'])} {ms(r['load'])} {r['load'] / r['open']:7.0f}x | "
+              f"{ms(r['open_touch'])} {ms(r['load_touch'])} {r['open_touch'] / r['load_touch']:6.2f}")
+    print("targets: checkpoint/raw <= 1.5; open >= 20x faster than torch.load; open+touch/load+touch <= 1.0")
+
+
+if __name__ == "__main__":
+    main()
