@@ -13,9 +13,9 @@ class _TestPlugins:
             register(cls)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def test_plugins():
-    """Register the test plugins in-process (and unregister them afterwards)."""
+    """Register the test plugins in-process for this package's tests (unregistered afterwards)."""
     registry = get_registry()
     assert registry.add(_TestPlugins(), name="orchestrator-test-plugins")
     try:

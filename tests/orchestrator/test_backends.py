@@ -1,6 +1,6 @@
 """Backends: threads and Ray give the same results as inline for deterministic plugins; Ray
 faults and timeouts are isolated. Ray runs a real local cluster (2 CPUs, loopback) once per
-test session."""
+test module."""
 
 import time
 
@@ -53,7 +53,7 @@ def test_threads_timeout_is_preemptive():
     assert result["ok"].steps == 20
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="the Ray backend needs `pip install sage-irp[ray]`")
     import os
