@@ -12,7 +12,7 @@ For session states of 1 MB, 50 MB and 500 MB (four tensors: float32, bfloat16, i
   and checksum-verifies every byte) (target: ratio <= 1.0).
 
 Files are in the page cache (written just before), as when a session is resumed on the
-machine that wrote it. Median of the repeats. Usage::
+machine that wrote it. Writes are interleaved in a shuffled order; median of the repeats. Usage::
 
     python bench/persistence.py [--sizes 1,50,500] [--repeats R] [--checksum sha256|crc32|blake2b] [--dir DIR]
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -77,19 +78,31 @@ def bench(megabytes: float, repeats: int, checksum: str, directory: Path) -> dic
                                {"budget": 100.0}, capture_rng_state())
     pt = directory / "state.pt"
     raw, ckpt, save, opens, loads, open_touch, load_touch = [], [], [], [], [], [], []
-    for i in range(repeats):
+    order = random.Random(0)
+
+    def do_raw(i: int) -> None:
         raw.append(raw_write(tensors, directory / f"raw-{i}.bin"))
         if i >= 1:
             (directory / f"raw-{i - 1}.bin").unlink()
+
+    def do_ckpt(i: int) -> None:
         t0 = time.perf_counter()
         store.checkpoint(sid, snapshot)
         ckpt.append(time.perf_counter() - t0)
+
+    def do_save(i: int) -> None:
         t0 = time.perf_counter()
         with open(pt, "wb") as handle:
             torch.save(tensors, handle)
             handle.flush()
             os.fsync(handle.fileno())
         save.append(time.perf_counter() - t0)
+
+    for i in range(repeats):  # interleaved in a shuffled order: no method always goes first
+        steps = [do_raw, do_ckpt, do_save]
+        order.shuffle(steps)
+        for step in steps:
+            step(i)
     for _ in range(repeats):
         t0 = time.perf_counter()
         loaded = store.load(sid)
