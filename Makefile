@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= test,viz
+EXTRAS ?= test,viz,ray
 
 .PHONY: demo test setup clean
 

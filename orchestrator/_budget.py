@@ -24,12 +24,8 @@ def split_budget(total: float, names: Sequence[str], trust: Mapping[str, float],
         return {}
     floor_sum = sum(floors[n] for n in names)
     scale = min(1.0, total / floor_sum) if floor_sum > 0 else 1.0
-    rest = max(total - floor_sum * scale, 0.0)
-    weights = [max(trust[n], 0.0) for n in names]
-    weight_sum = sum(weights) or float(len(names))
-    if not any(weights):
-        weights = [1.0] * len(names)
-    return {n: floors[n] * scale + rest * w / weight_sum for n, w in zip(names, weights)}
+    rest = share(max(total - floor_sum * scale, 0.0), names, trust)
+    return {n: floors[n] * scale + rest.get(n, 0.0) for n in names}
 
 
 def share(amount: float, names: Sequence[str], trust: Mapping[str, float]) -> dict[str, float]:
@@ -40,4 +36,4 @@ def share(amount: float, names: Sequence[str], trust: Mapping[str, float]) -> di
     total = sum(weights)
     if total <= 0:
         weights, total = [1.0] * len(names), float(len(names))
-    return {n: amount * w / total for n, w in zip(names, weights)}
+    return {n: amount * (w / total) for n, w in zip(names, weights)}

@@ -110,7 +110,9 @@ class RayBackend:
     def open(self, nodes: Mapping[str, Any]) -> None:
         ray = self.ray
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            # A cluster started here listens on loopback only; pass address= to join a real one.
+            local = {} if self.address else {"_node_ip_address": "127.0.0.1"}
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **local)
         if self._parallel is None:
             self._parallel = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=self.num_cpus, max_concurrency=2)(_NodeWorker)

@@ -1,4 +1,4 @@
-"""pluggy hooks of the toy plugin: the same entry-point path a third party uses."""
+"""pluggy hooks of the toy plugins: the same entry-point path a third party uses."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Any
 
 from sage_core import hookimpl
 
+from .batched import BatchedTanhRegression
 from .plugin import QuadraticDescent
 
 
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(QuadraticDescent)
+    register(BatchedTanhRegression)

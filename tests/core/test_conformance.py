@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
-from plugins.toy import QuadraticDescent
+from plugins.toy import BatchedTanhRegression, QuadraticDescent
 from sage_core import IRPState
 from sage_core.testing import CHECKS, ConformanceError, check_plugin, parametrize_with_checks
 
 
-@parametrize_with_checks([QuadraticDescent, functools.partial(QuadraticDescent, noise=0.05, dim=8)])
+@parametrize_with_checks([QuadraticDescent, functools.partial(QuadraticDescent, noise=0.05, dim=8), BatchedTanhRegression])
 def test_toy_plugin_conforms(plugin_check):
     plugin_check()
 
