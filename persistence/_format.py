@@ -148,9 +148,14 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
                             f"(limit {MAX_HEADER_BYTES}); store fewer, larger tensors")
     digest = CHECKSUMS[checksum]
 
+    failure: list[BaseException] = []
+
     def hash_all() -> None:
-        for item in layout:
-            item.digest = digest(byte_view(item.tensor))
+        try:
+            for item in layout:
+                item.digest = digest(byte_view(item.tensor))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the writing thread
+            failure.append(exc)
 
     hasher = None
     if offset >= _THREADED_HASH_BYTES:
@@ -172,6 +177,8 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
             hasher.join()
     if hasher is None:
         hash_all()
+    if failure:
+        raise failure[0]
     return 8 + len(text) + offset, digest(text), entries
 
 

@@ -55,6 +55,8 @@ def zygote(root: str, sid: str, keep: str, size: str) -> None:
     from .helpers import numbered_snapshot
 
     torch.set_num_threads(1)
+    if os.environ.get("SAGE_TEST_NON_ATOMIC"):
+        _break_atomic_commit()
     numbered_snapshot(0)  # warm up everything the worker uses before forking
     for line in sys.stdin:
         if not line.startswith("go"):
@@ -78,6 +80,28 @@ def zygote(root: str, sid: str, keep: str, size: str) -> None:
         _, status = os.waitpid(pid, 0)
         sys.stdout.write(f"exit {pid} {status}\n")
         sys.stdout.flush()
+
+
+def _break_atomic_commit() -> None:
+    """For the test that shows the crash test can fail: publish a checkpoint file by file."""
+    import shutil
+    from pathlib import Path
+
+    import persistence._store as store_module
+
+    real_rename = os.rename
+
+    def rename(src, dst):
+        src, dst = Path(src), Path(dst)
+        if not (src.name.startswith(".tmp-ckpt") and dst.name.startswith("ckpt-")):
+            return real_rename(src, dst)
+        dst.mkdir()
+        for name in sorted(os.listdir(src), reverse=True):  # manifest first, then the tensor files
+            shutil.copyfile(src / name, dst / name)
+        shutil.rmtree(src)
+
+    store_module.os = type("os_with_broken_rename", (), {**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")},
+                                                         "rename": staticmethod(rename)})
 
 
 if __name__ == "__main__":

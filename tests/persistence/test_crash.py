@@ -26,11 +26,12 @@ from .helpers import numbered_snapshot, snapshot_fingerprint
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _kill_loop(tmp_path: Path, kills: int, size: int, max_delay: float) -> dict[str, int]:
+def _kill_loop(tmp_path: Path, kills: int, size: int, max_delay: float, env: dict | None = None) -> dict[str, int]:
     store = SessionStore(tmp_path, keep=2)
     sid = store.create("crash")
     proc = subprocess.Popen([sys.executable, "-m", "tests.persistence.child", "zygote", str(tmp_path), sid, "2",
-                             str(size)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+                             str(size)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                            env={**os.environ, **(env or {})})
     rng = random.Random(1234)
     stats = {"kills": 0, "loaded_previous": 0, "loaded_new": 0, "mid_checkpoint": 0, "checkpoints": 0}
     committed = store.checkpoint(sid, numbered_snapshot(1, size))  # newest checkpoint known to be on disk
@@ -92,6 +93,14 @@ def test_sigkill_during_checkpoints_never_loses_the_session(tmp_path):
     assert stats["kills"] == 200
     assert stats["checkpoints"] > 0
     assert stats["mid_checkpoint"] > 0, "no kill landed inside a checkpoint: the test proves nothing"
+
+
+def test_the_crash_test_catches_a_non_atomic_writer(tmp_path):
+    """Same loop against a writer that publishes checkpoint files one by one: it must fail."""
+    from persistence import SessionCorruptError
+
+    with pytest.raises((AssertionError, SessionCorruptError)):
+        _kill_loop(tmp_path, kills=150, size=256 * 1024, max_delay=0.08, env={"SAGE_TEST_NON_ATOMIC": "1"})
 
 
 @pytest.mark.slow
