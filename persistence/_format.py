@@ -125,7 +125,8 @@ def prepare_tensor(value: Any, where: str) -> tuple[torch.Tensor, str]:
 def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]], metadata: dict[str, str],
                       checksum: str, sync: bool = True) -> tuple[int, bytes, list[_Item]]:
     """Write a safetensors file at ``path`` (created; fsynced unless ``sync`` is false, for a
-    caller that fsyncs a batch of files together).
+    caller that fsyncs a batch of files together). Large files are always fsynced here, while
+    the checksum thread is still running, so flushing overlaps hashing (see :func:`synced_here`).
 
     ``items`` are ``(key, name_in_file, prepared_tensor, dtype_code)``. Returns the file size,
     the checksum of the header bytes and the items with their offsets and checksums, in the
@@ -170,7 +171,7 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
                     written = 0
                     while written < item.nbytes:  # raw writes may be partial
                         written += handle.write(view[written:])
-            if sync:
+            if sync or hasher is not None:
                 os.fsync(handle.fileno())
     finally:
         if hasher is not None:
@@ -180,6 +181,11 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
     if failure:
         raise failure[0]
     return 8 + len(text) + offset, digest(text), entries
+
+
+def synced_here(data_bytes: int) -> bool:
+    """Whether :func:`write_tensor_file` fsyncs a file with ``data_bytes`` of tensor data itself."""
+    return data_bytes >= _THREADED_HASH_BYTES
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from ._errors import (
     SessionVersionError,
     SnapshotError,
 )
-from ._format import CHECKSUMS, check_items, parse_header, prepare_tensor, read_header, write_tensor_file
+from ._format import CHECKSUMS, check_items, parse_header, prepare_tensor, read_header, synced_here, write_tensor_file
 from ._fsutil import fsync_dir, fsync_paths, token, write_atomic
 from ._lazy import LazyTensors
 from ._rng import check_rng_state
@@ -188,7 +188,9 @@ class SessionStore:
                 body = self._write_files(tmp, session_id, number, nodes, snapshot)
                 _write_new(tmp / _manifest.FILE_NAME, _manifest.dump(body))
                 # every file and the directory durable before the rename that publishes them
-                fsync_paths([tmp / name for name in os.listdir(tmp)] + [tmp])
+                fsync_paths([tmp / entry["file"] for entry in body["nodes"]
+                             if not synced_here(sum(t[4] - t[3] for t in entry["tensors"]))]
+                            + [tmp / _manifest.FILE_NAME, tmp])
                 os.rename(tmp, path / f"ckpt-{number:08d}")
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
