@@ -248,3 +248,12 @@ class HRMReasoner(IRPPlugin):
         if task.kind == "sudoku":
             return (best + 1).astype(np.int64)
         return maze.render(state.x["puzzle"].reshape(task.size, task.size), best == maze.PATH)
+
+    @staticmethod
+    def held_out_puzzles(task: str, n: int, seed: int = 9001) -> list[Any]:
+        """``n`` puzzles of the held-out split in the user's format (grid or maze strings)."""
+        t = get_task(task)
+        inputs, _ = t.generate(n, seed, "test")
+        if t.kind == "sudoku":
+            return [row.reshape(t.size, t.size).tolist() for row in inputs]
+        return [maze.render(row.reshape(t.size, t.size), np.zeros((t.size, t.size), dtype=bool)) for row in inputs]

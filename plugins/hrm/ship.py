@@ -18,7 +18,7 @@ from pathlib import Path
 import msgpack
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, load_pretrained, save_model
+from .checkpoint import CHECKPOINT_DIR, load_pretrained, read_metadata, save_model
 from .evaluate import EVAL_SEED, run_eval
 
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     size = path.stat().st_size
     assert size <= 5 * 1024 * 1024, f"checkpoint is {size} bytes > 5 MB"
     r = run_eval(model.cfg.task, checkpoint=str(path), n=a.n)
+    save_model(model, dest, extra={**json.loads(read_metadata(path)["extra"]), "eval_n": a.n, "eval_seed": r["seed"],
+                                   "exact_bare": r["exact_bare"], "exact_irp": r["exact_irp"]})
     curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()] if (run / "curve.jsonl").exists() else []
     cfg = model.cfg.to_dict()
     from .train import RECIPES as _R

@@ -135,3 +135,21 @@ def test_train_command_runs_and_resumes(tmp_path) -> None:
     res = CliRunner().invoke(cli, [*args[:7], "0.02", *args[8:]])
     assert res.exit_code == 0 and "resumed" in res.output, res.output
     assert load_pretrained(out / "last").cfg.hidden == 16
+
+
+@pytest.mark.parametrize("name", ["sudoku4", "sudoku6", "maze11"])
+def test_shipped_checkpoint_matches_its_card(name: str) -> None:
+    """A shipped checkpoint reproduces (within sampling error) the accuracy recorded when it was shipped."""
+    from plugins.hrm.checkpoint import CHECKPOINT_DIR, read_metadata
+
+    path = CHECKPOINT_DIR / name / "model.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{name} not shipped yet")
+    assert path.stat().st_size <= 5 * 1024 * 1024 and (CHECKPOINT_DIR / name / "card.md").is_file()
+    extra = json.loads(read_metadata(path).get("extra", "{}"))
+    model = load_pretrained(name)
+    task = get_task(name)
+    x, y = task.generate(100, EVAL_SEED + 21, "test")
+    r = evaluate_bare(model, task, x, y)
+    recorded = extra.get("exact_bare", 0.97 if name == "sudoku4" else 0.0)
+    assert r["exact_bare"] >= recorded - 0.08, (r, recorded)
