@@ -10,7 +10,8 @@ from sage_core import hookimpl
 
 @hookimpl
 def sage_register_commands(cli: Any) -> None:
-    from .cli import demo_command, plot_command, resume_command, run_command
+    from .cli import plot_command, resume_command, run_command
+    from .demo import demo_command
 
     for command in (run_command, resume_command, plot_command, demo_command):
         cli.add_command(command)
