@@ -153,3 +153,48 @@ def test_shipped_checkpoint_matches_its_card(name: str) -> None:
     r = evaluate_bare(model, task, x, y)
     recorded = extra.get("exact_bare", 0.97 if name == "sudoku4" else 0.0)
     assert r["exact_bare"] >= recorded - 0.08, (r, recorded)
+
+
+_RESUME_SCRIPT = """
+import sys, msgpack, torch
+from safetensors.torch import load_file, save_file
+from plugins.hrm.plugin import HRMReasoner
+d = sys.argv[1]
+p = HRMReasoner()
+s = p.import_state(load_file(d + "/state.safetensors"), msgpack.unpackb(open(d + "/meta.msgpack", "rb").read()))
+for _ in range(3):
+    s = p.project(p.step(s))
+t, m = p.export_state(s)
+save_file(t, d + "/out.safetensors")
+open(d + "/out.msgpack", "wb").write(msgpack.packb(m))
+"""
+
+
+def test_resume_in_fresh_process_is_bit_exact(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    import msgpack
+    from safetensors.torch import load_file, save_file
+
+    from sage_core.testing.compare import assert_trees_equal
+
+    p = HRMReasoner()
+    task = get_task("sudoku4")
+    x, _ = task.generate(1, EVAL_SEED + 3, "test")
+    s = p.init_state(x[0].reshape(4, 4), {"seed": 1, "mode": "bare", "max_steps": 8})
+    for _ in range(2):
+        s = p.project(p.step(s))
+    t, m = p.export_state(s)
+    save_file(t, str(tmp_path / "state.safetensors"))
+    (tmp_path / "meta.msgpack").write_bytes(msgpack.packb(m))
+    for _ in range(3):
+        s = p.project(p.step(s))
+    expected = p.export_state(s)
+    subprocess.run([sys.executable, "-c", _RESUME_SCRIPT, str(tmp_path)], check=True, timeout=120)
+    got = (load_file(str(tmp_path / "out.safetensors")), msgpack.unpackb((tmp_path / "out.msgpack").read_bytes()))
+    assert got[1]["step"] == 5
+    def canon(tm):
+        return dict(sorted(tm[0].items())), tm[1]
+
+    assert_trees_equal(canon(expected), canon(got), "state resumed in a fresh process")
