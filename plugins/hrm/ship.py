@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     dest = CHECKPOINT_DIR / a.name
     path = save_model(model, dest, extra={"it": picked.get("it", meta["it"]), "run_it": meta["it"],
                                          "train_seconds": meta["elapsed"], "data_seed": args["seed"]})
+    for d in (CHECKPOINT_DIR, dest):  # packages, so that package-data "*.safetensors" ships them
+        (d / "__init__.py").touch()
     size = path.stat().st_size
     assert size <= 5 * 1024 * 1024, f"checkpoint is {size} bytes > 5 MB"
     r = run_eval(model.cfg.task, checkpoint=str(path), n=a.n)
