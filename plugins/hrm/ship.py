@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     lines += [f"| {c['it']} | {c['minutes']:.1f} | {c['exact_bare']:.3f} | {c['exact_bare_max']:.3f} | {c['mean_segments']:.2f} |"
               for c in curve]
+    notes = run / "NOTES.md"  # free-form notes on the run (sessions, deviations), appended verbatim
+    if notes.is_file():
+        lines += ["", "## Notes on this run", "", notes.read_text().strip()]
     (dest / "card.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(r))
 
