@@ -282,7 +282,7 @@ def _fix_manifest(session: Path, target: str, new: bytes, header: dict, data: st
 
 # -- the check -----------------------------------------------------------------------------------
 def _alarm(_signum, _frame):
-    raise Hang("a load took longer than 10 s")
+    raise Hang("a load took longer than 30 s")
 
 
 def _run_case(base, tmp_root: Path, mutation) -> str:
@@ -299,7 +299,7 @@ def _run_case(base, tmp_root: Path, mutation) -> str:
     size = sum(f.stat().st_size for f in (case / SID).rglob("*") if f.is_file() and not f.is_symlink())
     store = SessionStore(case)
     tracemalloc.start()
-    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    signal.setitimer(signal.ITIMER_REAL, 30.0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CheckpointSkippedWarning)
@@ -347,7 +347,7 @@ def _fuzz(base, tmp_root: Path, cases: int) -> dict[str, int]:
     outcomes = {"refused": 0, "loaded": 0}
     previous = signal.signal(signal.SIGALRM, _alarm)
 
-    @settings(max_examples=cases, deadline=None, database=None,
+    @settings(max_examples=cases, deadline=None, database=None, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
     @given(mutations())
     def run(mutation):
