@@ -14,7 +14,7 @@ For session states of 1 MB, 50 MB and 500 MB (four tensors: float32, bfloat16, i
 Files are in the page cache (written just before), as when a session is resumed on the
 machine that wrote it. Writes are interleaved in a shuffled order; median of the repeats. Usage::
 
-    python bench/persistence.py [--sizes 1,50,500] [--repeats R] [--checksum sha256|crc32|blake2b] [--dir DIR]
+    python bench/persistence_bench.py [--sizes 1,50,500] [--repeats R] [--checksum sha256|crc32|blake2b] [--dir DIR]
 """
 
 from __future__ import annotations
