@@ -18,12 +18,13 @@ import concurrent.futures as cf
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sage_core import IRPState
+from sage_core import HaltDecision, IRPState
 
 from ._faults import TIMEOUT, Fault, advance, from_exception, probe
 
-#: A successful step: (energy, step, next_step_cost, elapsed_s). A failed one is a Fault.
-Outcome = tuple[float, int, float, float]
+#: A successful step: (energy, step, next_step_cost, elapsed_s, the plugin's halt_state verdict).
+#: A failed one is a Fault.
+Outcome = tuple[float, int, float, float, HaltDecision | None]
 
 
 class InlineBackend:
@@ -79,7 +80,7 @@ class InlineBackend:
         timeout = self.timeouts.get(name)
         if timeout is None:
             try:
-                state, energy, cost, elapsed = advance(self.plugins[name], self.states[name], remaining)
+                state, energy, cost, elapsed, verdict = advance(self.plugins[name], self.states[name], remaining)
             except Fault as fault:
                 return fault
         else:
@@ -87,7 +88,7 @@ class InlineBackend:
                 self._watchdog = cf.ThreadPoolExecutor(1, thread_name_prefix="sage-watchdog")
             future = self._watchdog.submit(advance, self.plugins[name], self.states[name], remaining)
             try:
-                state, energy, cost, elapsed = future.result(timeout)
+                state, energy, cost, elapsed, verdict = future.result(timeout)
             except cf.TimeoutError:
                 self._watchdog.shutdown(wait=False)  # abandon the hung step; its result is dropped
                 self._watchdog = None
@@ -97,7 +98,7 @@ class InlineBackend:
             if elapsed > timeout:
                 return Fault(TIMEOUT, f"step {self.states[name].step + 1} took {elapsed:.3g} s > {timeout:g} s")
         self.states[name] = state
-        return energy, state.step, cost, elapsed
+        return energy, state.step, cost, elapsed, verdict
 
     def step(self, requests: Sequence[tuple[str, float | None]]) -> list[Outcome | Fault]:
         return [self.step_one(name, remaining) for name, remaining in requests]
@@ -132,7 +133,7 @@ class ThreadBackend(InlineBackend):
         for (name, _), future in zip(requests, futures):
             timeout = self.timeouts.get(name)
             try:
-                state, energy, cost, elapsed = future.result(timeout)
+                state, energy, cost, elapsed, verdict = future.result(timeout)
             except cf.TimeoutError:
                 abandoned = True
                 out.append(Fault(TIMEOUT, f"step {self.states[name].step + 1} ran longer than {timeout:g} s"))
@@ -144,7 +145,7 @@ class ThreadBackend(InlineBackend):
                 out.append(Fault(TIMEOUT, f"step {self.states[name].step + 1} took {elapsed:.3g} s > {timeout:g} s"))
                 continue
             self.states[name] = state
-            out.append((energy, state.step, cost, elapsed))
+            out.append((energy, state.step, cost, elapsed, verdict))
         if abandoned:
             self._pool.shutdown(wait=False)
             self._pool = None

@@ -99,9 +99,9 @@ class BatchPool:
     def _retire(self, session: _Session, decision: HaltDecision, fault: Fault | None = None) -> None:
         self.results[session.key] = PoolResult(session.key, session.state, decision, fault, session.history)
 
-    def _decide(self, session: _Session) -> HaltDecision | None:
+    def _decide(self, session: _Session, verdict: HaltDecision | None = None) -> HaltDecision | None:
         history = session.history
-        decision = self._check(history) or self.plugin.halt(history)
+        decision = self._check(history) or verdict or self.plugin.halt(history)
         if decision is None and session.budget is not None and session.cost > session.budget - history.spent + 1e-9:
             decision = HaltDecision("budget_exhausted", f"next step costs {session.cost:.6g} ATP, "
                                                         f"{session.budget - history.spent:.6g} left")
@@ -146,11 +146,11 @@ class BatchPool:
             if isinstance(outcome, Fault):
                 self._retire(session, HaltDecision(outcome.kind, outcome.detail), outcome)
                 continue
-            session.state, energy, next_cost, _ = outcome
+            session.state, energy, next_cost, _, verdict = outcome
             session.history.append(energy, session.cost)
             session.cost = next_cost
             try:
-                decision = self._decide(session)
+                decision = self._decide(session, verdict)
             except Exception as exc:  # noqa: BLE001
                 fault = from_exception(exc, "halt()")
                 self._retire(session, HaltDecision(fault.kind, fault.detail), fault)

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from sage_core import IRPState
+from sage_core import HaltDecision, IRPState, state_halt_of
 
 #: Fault kinds (the ``policy`` of the node's HaltDecision).
 ERROR, NON_FINITE, BAD_TYPE, TIMEOUT, UPSTREAM = "error", "non_finite", "bad_type", "timeout", "upstream_failed"
@@ -54,8 +54,26 @@ def checked_state(value: Any, what: str) -> IRPState:
     return value
 
 
-def advance(plugin: Any, state: IRPState, remaining: float | None) -> tuple[IRPState, float, float, float]:
-    """One checked step: ``(new_state, energy, next_step_cost, elapsed_s)``; raises :class:`Fault`."""
+#: A checked step: (new_state, energy, next_step_cost, elapsed_s, the plugin's halt_state verdict).
+Stepped = tuple[IRPState, float, float, float, HaltDecision | None]
+
+
+def checked_verdict(verdict: Any) -> HaltDecision | None:
+    """A ``halt_state`` result, checked to be a HaltDecision or None; raises :class:`Fault`."""
+    if verdict is not None and not isinstance(verdict, HaltDecision):
+        raise Fault(BAD_TYPE, f"halt_state() returned {type(verdict).__name__}, expected HaltDecision or None")
+    return verdict
+
+
+def _verdict(plugin: Any, state: IRPState) -> HaltDecision | None:
+    """The plugin's ``halt_state`` opinion on ``state`` (None when it has no such method)."""
+    state_halt = state_halt_of(plugin)
+    return None if state_halt is None else checked_verdict(state_halt(state))
+
+
+def advance(plugin: Any, state: IRPState, remaining: float | None) -> Stepped:
+    """One checked step: ``(new_state, energy, next_step_cost, elapsed_s, verdict)``, where
+    ``verdict`` is the plugin's ``halt_state`` on the new state; raises :class:`Fault`."""
     t0 = time.perf_counter()
     try:
         new = plugin.step(state, remaining)
@@ -72,9 +90,10 @@ def advance(plugin: Any, state: IRPState, remaining: float | None) -> tuple[IRPS
         cost = plugin.step_cost(new)
         if cost.__class__ is not float:
             cost = as_real(cost, "step_cost()")
+        verdict = _verdict(plugin, new)
     except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
         raise from_exception(exc, f"step {state.step + 1}") from None
-    return new, energy, cost, time.perf_counter() - t0
+    return new, energy, cost, time.perf_counter() - t0, verdict
 
 
 def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
@@ -93,7 +112,7 @@ def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
 
 def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | None]) -> list[Any]:
     """Step ``states`` in one ``plugin.step_batch`` call (and one ``energy_batch`` if offered),
-    with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed)``
+    with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed, verdict)``
     or :class:`Fault` per state. If the batched call itself raises or returns the wrong number
     of states, the states are stepped one at a time so that only the faulty one fails."""
     t0 = time.perf_counter()
@@ -124,8 +143,9 @@ def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | N
             if energy - energy != 0.0:
                 raise Fault(NON_FINITE, f"energy is {energy!r} after step {state.step}")
             cost = as_real(plugin.step_cost(state), "step_cost()")
+            verdict = _verdict(plugin, state)
         except Exception as exc:  # noqa: BLE001
             out.append(from_exception(exc, f"step {state.step}"))
             continue
-        out.append((state, energy, cost, elapsed))
+        out.append((state, energy, cost, elapsed, verdict))
     return out

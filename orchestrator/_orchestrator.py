@@ -28,12 +28,13 @@ from sage_core import (
     decode_tree,
     encode_tree,
     get_registry,
+    state_halt_of,
     trust_metrics,
 )
 
 from ._backends import InlineBackend, make_backend
 from ._budget import share, split_budget
-from ._faults import BAD_TYPE, NON_FINITE, UPSTREAM, Fault, as_real, from_exception
+from ._faults import BAD_TYPE, NON_FINITE, UPSTREAM, Fault, as_real, checked_verdict, from_exception
 from ._pipeline import INPUT, Node, Pipeline, PipelineError
 from ._scheduler import BUILTIN_SCHEDULERS, Scheduler
 from ._trust import TrustStore
@@ -64,6 +65,8 @@ class NodeRun:
     elapsed: float = 0.0
     decision: HaltDecision | None = None
     fault: Fault | None = None
+    #: The plugin's ``halt_state`` opinion on the latest state (computed where the state lives).
+    verdict: HaltDecision | None = None
 
     @property
     def remaining(self) -> float:
@@ -357,7 +360,7 @@ class Orchestrator:
     def _after_step(self, run: NodeRun) -> None:
         """Check halting after a step (or start) and whether the node can afford its next step."""
         try:
-            decision = run.check(run.history) or run.node.plugin.halt(run.history)
+            decision = run.check(run.history) or run.verdict or run.node.plugin.halt(run.history)
         except Exception as exc:  # noqa: BLE001
             fault = from_exception(exc, "halt()")
             self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
@@ -379,7 +382,7 @@ class Orchestrator:
         if isinstance(outcome, Fault):
             self._halt(run, HaltDecision(outcome.kind, outcome.detail), outcome)
             return
-        energy, step, next_cost, elapsed = outcome
+        energy, step, next_cost, elapsed, run.verdict = outcome
         history = run.history
         previous = history.energies[-1]
         history.append(energy, cost)
@@ -397,7 +400,7 @@ class Orchestrator:
         backend: InlineBackend = self.backend  # type: ignore[assignment]
         name, plugin, history = run.name, run.node.plugin, run.history
         state = backend.states[name]
-        check, halt_fn = run.check, plugin.halt
+        check, halt_fn, state_halt = run.check, plugin.halt, state_halt_of(plugin)
         step_fn, project_fn, energy_fn = plugin.step, plugin.project, plugin.energy
         cost_fn = None if type(plugin).step_cost is IRPPlugin.step_cost else plugin.step_cost
         allocation, cost = run.allocation, run.next_cost
@@ -429,6 +432,7 @@ class Orchestrator:
                     next_cost = cost_fn(new)
                     if next_cost.__class__ is not float:
                         next_cost = as_real(next_cost, "step_cost()")
+                verdict = None if state_halt is None else checked_verdict(state_halt(new))
             except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
                 fault = from_exception(exc, f"step {state.step + 1}")
                 break
@@ -439,7 +443,7 @@ class Orchestrator:
                 self._emit(StepEvent(name, session, state.step, energy, energy - energies[-2], history.spent,
                                      base_elapsed + perf_counter() - t0))
             try:
-                decision = check(history) or halt_fn(history)
+                decision = check(history) or verdict or halt_fn(history)
             except Exception as exc:  # noqa: BLE001
                 fault = from_exception(exc, "halt()")
                 break

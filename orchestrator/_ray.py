@@ -70,11 +70,11 @@ class _NodeWorker:
 
     def step(self, remaining: float | None) -> Outcome | Fault:
         try:
-            state, energy, cost, elapsed = advance(self.plugin, self.state, remaining)
+            state, energy, cost, elapsed, verdict = advance(self.plugin, self.state, remaining)
         except Fault as fault:
             return fault
         self.state = state
-        return energy, state.step, cost, elapsed
+        return energy, state.step, cost, elapsed, verdict
 
 
 class RayBackend:

@@ -76,9 +76,9 @@ def run_sessions(pipeline: Pipeline, inputs: Sequence[Mapping[str, Any] | None],
                 stats.batched_steps += len(members)
                 for (orchestrator, run), backend, outcome in zip(members, backends, results_batch):
                     if isinstance(outcome, tuple):
-                        state, energy, cost, elapsed = outcome
+                        state, energy, cost, elapsed, verdict = outcome
                         backend.states[name] = state
-                        outcome = (energy, state.step, cost, elapsed)
+                        outcome = (energy, state.step, cost, elapsed, verdict)
                     outcomes[(id(orchestrator), name)] = outcome
             else:
                 for orchestrator, run in members:

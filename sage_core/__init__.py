@@ -35,6 +35,7 @@ from .plugin import (
     SUPPORTED_API_VERSIONS,
     IRPPlugin,
     IRPPluginProtocol,
+    state_halt_of,
     validate_plugin_class,
 )
 from .registry import LoadFailure, Registration, Registry, get_registry, reset_registry
@@ -66,5 +67,5 @@ __all__ = [
     "StateCodecError", "StepEvent", "Telemetry", "TelemetrySink", "Threshold", "TrustMetrics",
     "UnknownPluginError", "any_of", "decode_tree", "default_policy", "encode_tree", "event_to_dict",
     "get_registry", "hookimpl", "hookspec", "refine", "reset_registry", "step_generator", "step_rng",
-    "step_seed", "trust_metrics", "validate_plugin_class", "__version__",
+    "state_halt_of", "step_seed", "trust_metrics", "validate_plugin_class", "__version__",
 ]

@@ -15,7 +15,7 @@ import attrs
 
 from .halting import HaltDecision, HaltPolicy, default_policy
 from .history import EnergyHistory
-from .plugin import IRPPluginProtocol
+from .plugin import IRPPluginProtocol, state_halt_of
 from .state import IRPState
 from .telemetry import HaltEvent, StepEvent, Telemetry
 from .trust import TrustMetrics, trust_metrics
@@ -50,8 +50,8 @@ def refine(
 ) -> RefineResult:
     """Refine ``x0`` with ``plugin`` until the plugin or ``policy`` halts.
 
-    Each step runs ``step`` then ``project`` then ``energy``; the policy is checked before
-    the plugin's own ``halt``. ``budget`` caps the ATP spent (each step costs
+    Each step runs ``step`` then ``project`` then ``energy``; after it the policy is checked,
+    then the plugin's own ``halt_state`` (on the new state) and ``halt`` (on the energies). ``budget`` caps the ATP spent (each step costs
     ``plugin.step_cost``). Pass ``state`` to continue from an imported state instead of
     calling ``init_state``. A step whose cost exceeds the ATP left is not started.
     Energy 0.0 is a value, never "missing".
@@ -64,7 +64,7 @@ def refine(
     history = EnergyHistory(budget=budget)
     history.append(energy)
     step_fn, project_fn, energy_fn, cost_fn = plugin.step, plugin.project, plugin.energy, plugin.step_cost
-    halt_fn, check = plugin.halt, policy.check
+    halt_fn, check, state_halt = plugin.halt, policy.check, state_halt_of(plugin)
     t0 = time.perf_counter()
     decision = check(history) or halt_fn(history)
     while decision is None:
@@ -80,7 +80,7 @@ def refine(
             energies = history.energies
             telemetry.emit(StepEvent(plugin.name, session, state.step, energy, energy - energies[-2],
                                      history.spent, time.perf_counter() - t0))
-        decision = check(history) or halt_fn(history)
+        decision = check(history) or (state_halt is not None and state_halt(state)) or halt_fn(history)
     if state.energy != energy:
         state = state.evolve(energy=energy)
     metrics = trust_metrics(history)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from .codec import decode_tree, encode_tree
@@ -50,7 +50,8 @@ class IRPPlugin:
     """Base class for IRP plugins: subclass, set ``name``/``version``, implement three methods.
 
     Required: :meth:`init_state`, :meth:`energy`, :meth:`step`. Defaults: :meth:`project`
-    (identity), :meth:`halt` (no opinion: the run's policies decide), :meth:`step_cost`
+    (identity), :meth:`halt` and :meth:`halt_state` (no opinion: the run's policies
+    decide), :meth:`step_cost`
     (1 ATP), :meth:`export_state` / :meth:`import_state` (any state whose ``x``/``carry``
     hold tensors, arrays, plain values and dict/list/tuple of them). A step's randomness
     should derive from the state (see :func:`sage_core.rng.step_generator`) so that a
@@ -78,7 +79,13 @@ class IRPPlugin:
         return state
 
     def halt(self, history: EnergyHistory) -> HaltDecision | None:
-        """The plugin's own halting opinion (e.g. ACT); ``None`` leaves it to the run's policy."""
+        """The plugin's own halting opinion from the energies; ``None`` leaves it to the run's policy."""
+        return None
+
+    def halt_state(self, state: IRPState) -> HaltDecision | None:
+        """The plugin's own halting opinion from the state a step just produced (an ACT halt
+        flag, a verified answer). Hosts call it after every step where the state lives (in a
+        Ray actor for the Ray backend), so it works when the state never reaches the driver."""
         return None
 
     def step_cost(self, state: IRPState) -> float:
@@ -117,11 +124,20 @@ _REQUIRED_METHODS: dict[str, int] = {"init_state": 2, "energy": 1, "step": 1}
 _OPTIONAL_METHODS: dict[str, int] = {
     "project": 1,
     "halt": 1,
+    "halt_state": 1,
     "step_cost": 1,
     "export_state": 1,
     "import_state": 2,
     "step_batch": 1,
 }
+
+
+def state_halt_of(plugin: Any) -> Callable[[IRPState], HaltDecision | None] | None:
+    """``plugin.halt_state`` if the plugin has its own, else ``None`` (hosts skip the call)."""
+    fn = getattr(type(plugin), "halt_state", None)
+    if fn is None or fn is IRPPlugin.halt_state:
+        return None
+    return plugin.halt_state
 
 
 def validate_plugin_class(cls: Any) -> None:

@@ -18,7 +18,6 @@ band/stack shuffles; dihedral maps for mazes) and the lowest-energy answer is ke
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 import sage_core
-from sage_core import EnergyHistory, HaltDecision, IRPPlugin, IRPState
+from sage_core import HaltDecision, IRPPlugin, IRPState
 
 from .checkpoint import load_pretrained
 from .model import HRM
@@ -80,7 +79,6 @@ class HRMReasoner(IRPPlugin):
         self.checkpoint = checkpoint
         self.default_mode = mode
         self.default_max_steps = max_steps
-        self._halt_flags: OrderedDict[float, HaltDecision | None] = OrderedDict()
 
     # --- model --------------------------------------------------------------------------
     def model_for(self, task: str, checkpoint: str | None = None) -> HRM:
@@ -128,11 +126,10 @@ class HRMReasoner(IRPPlugin):
 
     def energy(self, state: IRPState) -> float:
         meta = state.meta
-        e = float(meta["best_violations"]) + CONF_WEIGHT * (1.0 - float(state.x["conf"][1]))
-        self._remember(e, self._decision(state, e))
-        return e
+        return float(meta["best_violations"]) + CONF_WEIGHT * (1.0 - float(state.x["conf"][1]))
 
-    def _decision(self, state: IRPState, e: float) -> HaltDecision | None:
+    def halt_state(self, state: IRPState) -> HaltDecision | None:
+        """Verified answer, ACT halt (bare mode) or max segments, read off the state."""
         m = state.meta
         if state.step == 0:
             return None
@@ -143,21 +140,6 @@ class HRMReasoner(IRPPlugin):
         if state.step >= m["max_steps"]:
             return HaltDecision("max_segments", f"reached {m['max_steps']} segments")
         return None
-
-    def _remember(self, e: float, d: HaltDecision | None) -> None:
-        self._halt_flags[e] = d
-        self._halt_flags.move_to_end(e)
-        while len(self._halt_flags) > 4096:
-            self._halt_flags.popitem(last=False)
-
-    def halt(self, history: EnergyHistory) -> HaltDecision | None:
-        """Verified (energy < 1), ACT halt (bare mode) or max segments, as seen by :meth:`energy`."""
-        last = history.last
-        if last is None or history.steps == 0:
-            return None
-        if last < 1.0:
-            return HaltDecision("verified", f"answer verified (energy {last:.3f} < 1)")
-        return self._halt_flags.get(last)
 
     def project(self, state: IRPState) -> IRPState:
         task = get_task(state.meta["task"])

@@ -14,7 +14,7 @@ import msgpack
 from ..halting import HaltDecision, MaxSteps
 from ..history import EnergyHistory
 from ..loop import refine
-from ..plugin import IRPPluginProtocol, validate_plugin_class
+from ..plugin import IRPPluginProtocol, state_halt_of, validate_plugin_class
 from ..state import IRPState
 from .compare import assert_trees_equal
 
@@ -144,11 +144,20 @@ def check_deterministic(subject: _Subject) -> None:
 
 
 def check_halts_within_max_steps(subject: _Subject) -> None:
-    """Under ``MaxSteps(n)`` the refine loop stops after at most n steps; ``halt`` returns a decision or None."""
+    """Under ``MaxSteps(n)`` the refine loop stops after at most n steps; ``halt`` and
+    ``halt_state`` return a decision or None."""
     plugin = subject.fresh()
     decision = plugin.halt(EnergyHistory.of([1.0, 0.5]))
     assert decision is None or isinstance(decision, HaltDecision), (
         f"halt() returned {type(decision).__name__}, expected HaltDecision or None")
+    state_halt = state_halt_of(plugin)
+    if state_halt is not None:
+        state = subject.start(plugin)
+        for _ in range(2):
+            decision = state_halt(state)
+            assert decision is None or isinstance(decision, HaltDecision), (
+                f"halt_state() returned {type(decision).__name__}, expected HaltDecision or None")
+            state = plugin.project(plugin.step(state))
     result = refine(plugin, subject.x0, subject.ctx, policy=MaxSteps(subject.steps))
     assert result.history.steps <= subject.steps, f"ran {result.history.steps} steps under MaxSteps({subject.steps})"
     assert result.state.step == subject.start(subject.fresh()).step + result.history.steps, (

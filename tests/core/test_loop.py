@@ -46,6 +46,20 @@ def test_plugin_halt_is_consulted_after_policy():
     assert refine(Stubborn(), None, policy=MaxSteps(2)).decision.policy == "max_steps"
 
 
+def test_halt_state_sees_the_new_state_after_each_step():
+    seen = []
+
+    class Verified(QuadraticDescent):
+        def halt_state(self, state):
+            seen.append(state.step)
+            return HaltDecision("verified", "state says done") if state.step == 4 else None
+
+    result = refine(Verified(), None, policy=MaxSteps(10))
+    assert result.decision.policy == "verified" and result.state.step == 4
+    assert seen == [1, 2, 3, 4]  # after every step, not on the initial state
+    assert refine(Verified(), None, policy=MaxSteps(3)).decision.policy == "max_steps"  # policy first
+
+
 def test_telemetry_events_match_history(tmp_path):
     memory = MemorySink()
     jsonl = JSONLSink(tmp_path / "events.jsonl")

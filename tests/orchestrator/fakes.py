@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from plugins.toy import QuadraticDescent
-from sage_core import IRPPlugin, IRPState
+from sage_core import HaltDecision, IRPPlugin, IRPState
 
 FAULTS = ("raise", "nan", "inf", "bad_type", "bad_energy_type", "timeout")
 
@@ -44,6 +44,22 @@ class Faulty(QuadraticDescent):
         if state.meta.get("bad"):
             return "low"
         return super().energy(state)
+
+
+class Verdict(QuadraticDescent):
+    """Halts through ``halt_state`` at step ``at`` (its energies alone never say so); with
+    ``bad=True`` returns a string there instead of a HaltDecision."""
+
+    name = "verdict"
+
+    def __init__(self, at: int = 3, bad: bool = False, **config: Any) -> None:
+        super().__init__(**config)
+        self.at, self.bad = at, bad
+
+    def halt_state(self, state: IRPState) -> Any:
+        if state.step != self.at:
+            return None
+        return "stop" if self.bad else HaltDecision("verified", f"verdict at step {state.step}")
 
 
 class GlobalNoise(QuadraticDescent):

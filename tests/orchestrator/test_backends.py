@@ -16,6 +16,7 @@ def pipeline(timeout=None):
     p.add_node("b", "toy", config={"noise": 1e-3, "problem_seed": 4}, seed=9, halt={"max_steps": 12})
     p.add_node("c", "toy", halt={"max_steps": 6, "threshold": 1e-12})
     p.add_node("bad", "faulty", config={"fault": "raise", "at": 4}, halt={"max_steps": 10})
+    p.add_node("ver", "verdict", config={"at": 5}, halt={"max_steps": 10})
     p.add_edge("a", "c")
     return p
 
@@ -31,7 +32,9 @@ def same(result, reference):
 
 @pytest.fixture(scope="module")
 def reference():
-    return Orchestrator(pipeline(), scheduler="round_robin").run(budget=80)
+    result = Orchestrator(pipeline(), scheduler="round_robin").run(budget=80)
+    assert result["ver"].reason == "verified" and result["ver"].steps == 5  # halt_state decided
+    return result
 
 
 def test_threads_match_inline(reference):

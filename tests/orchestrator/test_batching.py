@@ -7,7 +7,7 @@ import torch
 from orchestrator import BatchPool
 from plugins.toy import QuadraticDescent
 from plugins.toy.batched import BatchedTanhRegression
-from sage_core import MaxSteps, refine
+from sage_core import HaltDecision, MaxSteps, refine
 
 
 def test_batched_and_unbatched_steps_agree():
@@ -35,6 +35,20 @@ def test_pool_matches_one_by_one_refinement():
         assert got.decision.policy == ref.decision.policy
         assert got.steps == ref.history.steps
         assert got.energy == pytest.approx(ref.energy, rel=1e-9)
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_pool_honours_halt_state(batched):
+    class Verified(BatchedTanhRegression):
+        def halt_state(self, state):
+            return HaltDecision("verified", "done") if state.step == 3 else None
+
+    pool = BatchPool(Verified(dim=8), policy={"max_steps": 10}, max_batch=4, batched=batched)
+    for seed in range(6):
+        pool.submit(None, {"seed": seed}, key=seed)
+    results = pool.run()
+    assert {r.decision.policy for r in results.values()} == {"verified"}
+    assert {r.steps for r in results.values()} == {3}
 
 
 def test_halted_sessions_leave_and_waiting_ones_join():

@@ -113,6 +113,22 @@ def test_failure_in_init_and_in_halt_are_isolated():
     assert torch.equal(ref.state.x, result["ok"].state.x)
 
 
+@pytest.mark.parametrize("burst", [True, False])
+def test_halt_state_decides_and_a_bad_verdict_is_a_fault(burst):
+    results = {}
+    for name, config in (("v", {"at": 4}), ("bad", {"at": 3, "bad": True})):
+        p = Pipeline()
+        p.add_node(name, "verdict", config=config, halt={"max_steps": 10})
+        o = Orchestrator(p)
+        o.start()
+        while not burst and not o.done:
+            o.step()  # one step per round: the general path; finish() bursts a lone inline node
+        results[name] = o.finish()[name]
+    assert results["v"].reason == "verified" and results["v"].steps == 4
+    assert results["bad"].reason == "bad_type" and "halt_state() returned str" in results["bad"].fault.detail
+    assert results["bad"].state.step == 2  # the step whose verdict was malformed is not kept
+
+
 def test_failed_node_frees_its_atp_for_the_others():
     p = Pipeline()
     p.add_node("bad", "faulty", config={"fault": "nan", "at": 2})
