@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 import msgpack
+from filelock import FileLock
 
 from sage_core import EnergyHistory, trust_metrics
 
@@ -68,6 +69,8 @@ class TrustStore:
 
     def __init__(self, records: Mapping[str, TrustRecord] | None = None) -> None:
         self._records: dict[str, TrustRecord] = dict(records or {})
+        #: Session outcomes applied since this store was built: (plugin, score, failed).
+        self._pending: list[tuple[str, float, bool]] = []
 
     def get(self, plugin: str) -> float:
         record = self._records.get(plugin)
@@ -78,8 +81,13 @@ class TrustStore:
 
     def update(self, plugin: str, history: EnergyHistory, failed: bool) -> float:
         """Apply one session's outcome; returns the new trust."""
+        score = session_score(history, failed)
+        self._pending.append((plugin, score, failed))
+        return self._apply(plugin, score, failed)
+
+    def _apply(self, plugin: str, score: float, failed: bool) -> float:
         record = self._records.setdefault(plugin, TrustRecord())
-        record.value = updated_trust(record.value, session_score(history, failed))
+        record.value = updated_trust(record.value, score)
         record.sessions += 1
         record.failures += int(failed)
         return record.value
@@ -123,6 +131,20 @@ class TrustStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def merge_into(self, path: str | os.PathLike[str]) -> None:
+        """Apply this store's session outcomes to the trust file at ``path`` and write it back,
+        under a file lock: sessions finishing at once in several processes each add their
+        outcomes instead of the last writer's file replacing the others'. This store then holds
+        the merged records."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{path}.lock"):
+            merged = TrustStore.load(path)
+            for plugin, score, failed in self._pending:
+                merged._apply(plugin, score, failed)
+            merged.save(path)
+        self._records, self._pending = merged._records, []
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustStore:

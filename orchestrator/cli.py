@@ -122,7 +122,7 @@ def report(result: Result, as_json: bool) -> None:
 def _save_trust(orchestrator: Orchestrator, store: Any) -> None:
     path = _trust_path(store)
     if path is not None:
-        orchestrator.trust.save(path)
+        orchestrator.trust.merge_into(path)
 
 
 @click.command("run")

@@ -1,5 +1,7 @@
 """Schedulers (default energy drop per ATP, round robin, replaceable) and trust across sessions."""
 
+import time
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -152,3 +154,48 @@ def test_trust_store_file_round_trip(tmp_path):
     (tmp_path / "bad.msgpack").write_bytes(b"\x93\x01\x02\x03")
     with pytest.raises(ValueError, match="not a sage trust file"):
         TrustStore.load(tmp_path / "bad.msgpack")
+
+
+_MERGE_CHILD = """
+import os, sys, time
+from orchestrator import TrustStore
+from sage_core import EnergyHistory
+path = sys.argv[1]
+open(path + ".ready" + sys.argv[2], "w").close()
+while not os.path.exists(path + ".go"):  # start together: the sessions really overlap
+    time.sleep(0.001)
+for i in range(25):
+    trust = TrustStore.load(path)  # every session starts from the file ...
+    trust.update("toy", EnergyHistory.of([2.0, 1.0]), failed=False)
+    trust.update("flaky", EnergyHistory.of([2.0]), failed=True)
+    trust.merge_into(path)         # ... and finishes while others are finishing too
+"""
+
+
+def test_concurrent_sessions_never_drop_each_others_trust_updates(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "trust.msgpack"
+    procs = [subprocess.Popen([sys.executable, "-c", _MERGE_CHILD, str(path), str(i)]) for i in range(4)]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"trust.msgpack.ready{i}").exists() for i in range(4)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    (tmp_path / "trust.msgpack.go").touch()
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    merged = TrustStore.load(path)
+    assert merged.record("toy").sessions == 100 and merged.record("flaky").failures == 100
+    assert merged.get("flaky") == pytest.approx(0.05)
+
+
+def test_merge_into_applies_only_this_sessions_outcomes(tmp_path):
+    path = tmp_path / "trust.msgpack"
+    first, second = TrustStore.load(path), TrustStore.load(path)
+    first.update("toy", EnergyHistory.of([2.0, 1.0]), failed=False)
+    second.update("toy", EnergyHistory.of([2.0, 1.0]), failed=False)
+    first.merge_into(path)
+    second.merge_into(path)  # last writer: a plain save() would leave 1 session here
+    assert TrustStore.load(path).record("toy").sessions == 2 == second.record("toy").sessions
+    second.merge_into(path)  # nothing new to add
+    assert TrustStore.load(path).record("toy").sessions == 2
