@@ -1,4 +1,4 @@
-"""Test plugins (faulty, global-RNG, streaming, costly, CPU-heavy) and a session store factory."""
+"""Test plugins (faulty, global-RNG, streaming, costly, halting by state) and a session store factory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from plugins.toy import QuadraticDescent
-from sage_core import HaltDecision, IRPPlugin, IRPState
+from sage_core import HaltDecision, IRPState
 
 FAULTS = ("raise", "nan", "inf", "bad_type", "bad_energy_type", "timeout")
 
@@ -101,29 +101,6 @@ class Listener(QuadraticDescent):
     def step(self, state: IRPState, budget: float | None = None) -> IRPState:
         new = super().step(state, budget)
         return new.evolve(x=0.9 * new.x + 0.1 * state.carry["hint"], carry=state.carry)
-
-
-class Spin(IRPPlugin):
-    """CPU-heavy steps (matrix products) for backend comparisons."""
-
-    name = "spin"
-    version = "1.0.0"
-
-    def __init__(self, size: int = 160, reps: int = 4) -> None:
-        self.size, self.reps = size, reps
-
-    def init_state(self, x0: Any, ctx: Any) -> IRPState:
-        g = torch.Generator().manual_seed(int(ctx.get("seed", 0)))
-        return IRPState(x=torch.randn(self.size, self.size, generator=g, dtype=torch.float64) / self.size)
-
-    def energy(self, state: IRPState) -> float:
-        return float(state.x.abs().mean())
-
-    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
-        x = state.x
-        for _ in range(self.reps):
-            x = torch.tanh(x @ x.T)
-        return IRPState(x=x * 0.5, step=state.step + 1)
 
 
 def make_store(root: Path) -> Any:
