@@ -28,13 +28,36 @@ class HRMConfig:
     halt_exploration_prob: float = 0.1
     loss: str = attrs.field(default="softmax", validator=attrs.validators.in_(["softmax", "stablemax"]))
     variant: str = attrs.field(default="hrm", validator=attrs.validators.in_(["hrm", "trm"]))
+    #: positions: "rope" (1-D rotary over the flattened sequence, the reference default),
+    #: "rope2d" (rotary over (row, column) of the square grid: half of each head's rotated pairs
+    #: use the row, half the column; the prefix is unrotated) or "learned" (the reference's
+    #: learned absolute embedding added to the input, no rotary)
+    pos_encoding: str = attrs.field(default="rope", validator=attrs.validators.in_(["rope", "rope2d", "learned"]))
+    #: optional per-label-class loss weights (length ``n_classes``); the sequence loss is then
+    #: the weighted mean sum(w * ce) / sum(w) over tokens. None = plain mean (the reference).
+    class_weights: tuple[float, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(lambda v: tuple(float(a) for a in v)))
+
+    def __attrs_post_init__(self) -> None:
+        if self.class_weights is not None and (len(self.class_weights) != self.n_classes
+                                               or min(self.class_weights) < 0 or max(self.class_weights) <= 0):
+            raise ValueError(f"class_weights must be {self.n_classes} non-negative weights, not all 0: {self.class_weights}")
+        if self.pos_encoding == "rope2d":
+            side = int(round(self.seq_len ** 0.5))
+            if side * side != self.seq_len:
+                raise ValueError(f"pos_encoding 'rope2d' needs a square grid, seq_len is {self.seq_len}")
+            if (self.hidden // self.heads) % 4:
+                raise ValueError("pos_encoding 'rope2d' needs a head dimension divisible by 4")
 
     @property
     def total_len(self) -> int:
         return self.seq_len + self.n_prefix
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        d = attrs.asdict(self)
+        if d["class_weights"] is not None:
+            d["class_weights"] = list(d["class_weights"])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "HRMConfig":

@@ -107,6 +107,30 @@ class ReasoningModule(nn.Module):
         return h
 
 
+def rope_angles(cfg: HRMConfig) -> torch.Tensor:
+    """Rotary angles (total_len, head_dim); pair (i, i + head_dim/2) rotates by column i.
+
+    ``rope``: position p of the flattened sequence (prefix first). ``rope2d``: the grid cell
+    (r, c) rotates the first half of the pairs by r and the second half by c (each half with its
+    own frequency ladder); prefix positions are unrotated. ``learned``: all zero (no rotary).
+    """
+    hd = cfg.hidden // cfg.heads
+    if cfg.pos_encoding == "learned":
+        return torch.zeros(cfg.total_len, hd)
+    if cfg.pos_encoding == "rope2d":
+        q = hd // 2  # rotated pairs per head, split between the two axes
+        inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, q, 2, dtype=torch.float32) / q))
+        side = int(round(cfg.seq_len ** 0.5))
+        pos = torch.arange(cfg.seq_len)
+        rows, cols = (pos // side).float(), (pos % side).float()
+        freqs = torch.cat((torch.outer(rows, inv), torch.outer(cols, inv)), dim=-1)
+        freqs = torch.cat((torch.zeros(cfg.n_prefix, q), freqs), dim=0)
+    else:
+        inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        freqs = torch.outer(torch.arange(cfg.total_len, dtype=torch.float32), inv)
+    return torch.cat((freqs, freqs), dim=-1)
+
+
 class HRM(nn.Module):
     def __init__(self, cfg: HRMConfig) -> None:
         super().__init__()
@@ -127,10 +151,9 @@ class HRM(nn.Module):
         # fixed initial states, saved with the weights
         self.register_buffer("H_init", trunc_lecun_(torch.empty(d), std=1.0))
         self.register_buffer("L_init", trunc_lecun_(torch.empty(d), std=1.0))
-        hd = d // cfg.heads
-        inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-        freqs = torch.outer(torch.arange(cfg.total_len, dtype=torch.float32), inv)
-        emb = torch.cat((freqs, freqs), dim=-1)
+        if cfg.pos_encoding == "learned":  # reference option: learned absolute positions, no rotary
+            self.pos_embed = nn.Parameter(trunc_lecun_(torch.empty(cfg.total_len, d), std=1.0 / self.embed_scale))
+        emb = rope_angles(cfg)
         self.register_buffer("rope_cos", emb.cos(), persistent=False)
         self.register_buffer("rope_sin", emb.sin(), persistent=False)
 
@@ -152,7 +175,10 @@ class HRM(nn.Module):
             pre = self.prefix[0].expand(B, -1, -1)
         else:
             pre = self.prefix[task_id]
-        return torch.cat((pre * self.embed_scale, tok), dim=1)
+        x = torch.cat((pre * self.embed_scale, tok), dim=1)
+        if self.cfg.pos_encoding == "learned":
+            x = 0.7071067811865476 * (x + self.pos_embed * self.embed_scale)
+        return x
 
     def segment(self, carry: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]):
         """One ACT segment: returns (new_carry (detached), logits (B, L, C), q_halt (B,), q_continue (B,))."""
@@ -207,3 +233,13 @@ def token_loss(cfg: HRMConfig, logits: torch.Tensor, labels: torch.Tensor) -> to
     if cfg.loss == "stablemax":
         return stablemax_cross_entropy(logits, labels)
     return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none")
+
+
+def sequence_loss(cfg: HRMConfig, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-sequence loss (B,): mean token loss, or with ``cfg.class_weights`` the weighted mean
+    sum(w[label] * loss) / sum(w[label])."""
+    tl = token_loss(cfg, logits, labels)
+    if cfg.class_weights is None:
+        return tl.mean(-1)
+    w = torch.tensor(cfg.class_weights, dtype=tl.dtype)[labels]
+    return (w * tl).sum(-1) / w.sum(-1).clamp_min(1e-12)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from .config import HRMConfig
 from .evaluate import EVAL_SEED, evaluate_bare
-from .model import HRM, token_loss
+from .model import HRM, sequence_loss
 from .tasks import get_task
 
 
@@ -205,7 +205,7 @@ class Trainer:
             else:
                 _, _, nq_halt, nq_cont = model.segment(new_carry, batch)
             target_cont = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
-        lm = token_loss(cfg, logits, self.labels).mean(-1).mean()
+        lm = sequence_loss(cfg, logits, self.labels).mean()
         qh = F.binary_cross_entropy_with_logits(q_halt, correct.float())
         if cfg.variant == "trm":  # halt head only
             qc = torch.zeros((), dtype=qh.dtype)

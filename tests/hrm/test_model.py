@@ -137,3 +137,64 @@ def test_training_resume_is_deterministic(tmp_path) -> None:
     assert (tmp_path / "b" / "last" / "model.safetensors").is_file()
     lines = (tmp_path / "b" / "curve.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "exact_bare" in json.loads(lines[-1])
+
+
+@pytest.mark.parametrize("pos", ["rope2d", "learned"])
+def test_position_options_batched_and_round_trip(tmp_path, pos: str) -> None:
+    m = tiny("maze11", pos_encoding=pos, class_weights=[0.2, 1, 3]).eval()
+    x = torch.randint(0, m.cfg.vocab, (3, m.cfg.seq_len), generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        _, logits, _, _ = m.segment(m.initial_carry(3), {"inputs": x})
+        _, l1, _, _ = m.segment(m.initial_carry(1), {"inputs": x[1:2]})
+    torch.testing.assert_close(l1[0], logits[1], atol=1e-4, rtol=1e-4)
+    path = ckpt.save_model(m, tmp_path / "c")
+    m2 = ckpt.load_pretrained(tmp_path / "c")
+    assert m2.cfg == m.cfg and m2.cfg.class_weights == (0.2, 1.0, 3.0) and m2.cfg.pos_encoding == pos
+    assert json.loads(ckpt.read_metadata(path)["hrm_config"])["class_weights"] == [0.2, 1.0, 3.0]
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k]), k
+    assert ("pos_embed" in m.state_dict()) == (pos == "learned")
+
+
+def test_rope2d_depends_on_grid_offset_only() -> None:
+    """With 2-D rotary, a q.k score depends only on the (row, column) offset of the two cells."""
+    from plugins.hrm.model import rope_angles, rotate_half
+
+    cfg = HRMConfig.for_task("maze11", hidden=32, heads=2, pos_encoding="rope2d", rope_theta=100.0)
+    emb = rope_angles(cfg)
+    cos, sin = emb.cos(), emb.sin()
+    assert torch.all(emb[0] == 0)  # prefix unrotated
+    q, k = torch.randn(16), torch.randn(16)
+
+    def score(a: int, b: int) -> float:  # a, b: grid cells (row-major), +1 for the prefix
+        qa = q * cos[a + 1] + rotate_half(q) * sin[a + 1]
+        kb = k * cos[b + 1] + rotate_half(k) * sin[b + 1]
+        return float(qa @ kb)
+
+    side = 11
+    cell = lambda r, c: r * side + c  # noqa: E731
+    # same offset (down 1) anywhere on the grid -> same score; 1-D neighbours across a row break differ
+    assert abs(score(cell(2, 3), cell(3, 3)) - score(cell(7, 9), cell(8, 9))) < 1e-4
+    assert abs(score(cell(2, 3), cell(2, 4)) - score(cell(5, 0), cell(5, 1))) < 1e-4
+    assert abs(score(cell(2, 10), cell(3, 0)) - score(cell(2, 3), cell(2, 4))) > 1e-3
+    # 1-D rope: the flattened offset, so (row r, last col) -> (row r+1, col 0) looks like a right neighbour
+    cfg1 = HRMConfig.for_task("maze11", hidden=32, heads=2)
+    e1 = rope_angles(cfg1)
+    assert torch.allclose(e1[cell(3, 0) + 1] - e1[cell(2, 10) + 1], e1[cell(2, 4) + 1] - e1[cell(2, 3) + 1])
+
+
+def test_class_weighted_sequence_loss() -> None:
+    from plugins.hrm.model import sequence_loss
+
+    logits = torch.randn(2, 5, 3)
+    labels = torch.tensor([[0, 1, 2, 2, 0], [1, 1, 1, 0, 2]])
+    plain = HRMConfig.for_task("maze11")
+    torch.testing.assert_close(sequence_loss(plain, logits, labels), token_loss(plain, logits, labels).mean(-1))
+    w = HRMConfig.for_task("maze11", class_weights=(0.0, 1.0, 3.0))
+    tl = token_loss(plain, logits, labels)
+    wt = torch.tensor([0.0, 1.0, 3.0])[labels]
+    torch.testing.assert_close(sequence_loss(w, logits, labels), (wt * tl).sum(-1) / wt.sum(-1))
+    with pytest.raises(ValueError, match="class_weights"):
+        HRMConfig.for_task("maze11", class_weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="square grid"):
+        HRMConfig(seq_len=10, pos_encoding="rope2d")
