@@ -1,15 +1,16 @@
-"""Writing and validating the ``.safetensors`` files of a checkpoint.
+"""Writing, validating and memory-mapping the ``.safetensors`` files of a checkpoint.
 
 Files are written here (not with ``safetensors.torch.save_file``) so that tensor bytes go
-from the tensors' memory straight to the file, without an intermediate copy, while a second
-thread computes the per-tensor checksums; they are standard safetensors files (8-byte
-little-endian header length, JSON header padded with spaces to 8 bytes, data), read back with
-``safetensors.safe_open`` (memory-mapped). Tensors are laid out by decreasing element size so
-every tensor is aligned to its element size.
+from the tensors' memory straight to the file (``writev``), without an intermediate copy,
+while a second thread computes the per-tensor checksums; they are standard safetensors files
+(8-byte little-endian header length, JSON header padded with spaces to 8 bytes, data),
+readable by any safetensors reader. Tensors are laid out by decreasing element size so every
+tensor is aligned to its element size.
 
 The reading side validates a header before anything trusts it: header length against the
-file size and a cap, JSON shape, dtypes, shapes times element size against byte ranges, and
-that the byte ranges tile the data exactly.
+file size and a cap, its checksum, JSON shape, dtypes, shapes times element size against
+byte ranges, that the byte ranges tile the data exactly, and that all of it equals the
+manifest; then it maps the file (private, copy-on-write) and tensors are views of the map.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import os
 import stat
 import struct
@@ -30,9 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._errors import SessionCorruptError, SnapshotError
+from ._errors import SessionCorruptError, SessionVersionError, SnapshotError
 
-#: safetensors dtype code -> torch dtype (every dtype ``safe_open(..., "pt")`` reads on this torch).
+#: safetensors dtype code -> torch dtype (every safetensors dtype this torch has).
 DTYPES: dict[str, torch.dtype] = {}
 for _code, _attr in [
     ("F64", "float64"), ("F32", "float32"), ("F16", "float16"), ("BF16", "bfloat16"),
@@ -54,6 +56,18 @@ _THREADED_HASH_BYTES = 4 * 1024 * 1024
 
 
 # -- checksums ---------------------------------------------------------------------------------
+# They detect damage (bit rot, torn or truncated writes, stray edits), not forgery: the
+# structural validation of every field is what makes a hostile file harmless. The default is
+# the fastest one available, because loads verify every tensor on first touch: xxh3-128
+# (~20 GB/s, from the small ``xxhash`` package), else crc32 from the standard library
+# (~2 GB/s). sha256 and blake2b remain selectable, and sessions written with any algorithm
+# below stay readable: the manifest records which one was used.
+try:
+    import xxhash
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    xxhash = None
+
+
 def _crc32(data: Any) -> bytes:
     return zlib.crc32(data).to_bytes(4, "big")
 
@@ -65,12 +79,34 @@ def _hashlib(name: str) -> Callable[[Any], bytes]:
     return digest
 
 
+#: Every checksum algorithm the format knows -> its digest size (what manifests may name).
+DIGEST_SIZE = {"sha256": 32, "blake2b": 64, "crc32": 4, "xxh3_128": 16}
+#: The algorithms this installation can compute (xxh3_128 needs the ``xxhash`` package).
 CHECKSUMS: dict[str, Callable[[Any], bytes]] = {
     "sha256": _hashlib("sha256"),
     "blake2b": _hashlib("blake2b"),
     "crc32": _crc32,
 }
-DIGEST_SIZE = {"sha256": 32, "blake2b": 64, "crc32": 4}
+if xxhash is not None:
+    CHECKSUMS["xxh3_128"] = xxhash.xxh3_128_digest
+#: What a :class:`SessionStore` writes unless told otherwise.
+DEFAULT_CHECKSUM = "xxh3_128" if "xxh3_128" in CHECKSUMS else "crc32"
+
+
+def checksum_function(name: Any, path: str | os.PathLike[str]) -> Callable[[Any], bytes]:
+    """The function computing checksum ``name`` (as recorded in a manifest at ``path``).
+
+    An unknown name means a bad file (:class:`SessionCorruptError`); a known one this
+    installation cannot compute raises :class:`SessionVersionError`, which ``load`` never
+    skips: falling back to an older checkpoint because a package is missing would be wrong.
+    """
+    function = CHECKSUMS.get(name) if isinstance(name, str) else None
+    if function is not None:
+        return function
+    if isinstance(name, str) and name in DIGEST_SIZE:
+        raise SessionVersionError(path, f"written with the {name} checksum, which needs the xxhash package: "
+                                  "pip install xxhash")
+    raise SessionCorruptError(path, f"unknown checksum algorithm {name!r:.20}")
 
 
 def byte_view(tensor: torch.Tensor) -> np.ndarray:
@@ -123,14 +159,18 @@ def prepare_tensor(value: Any, where: str) -> tuple[torch.Tensor, str]:
 
 
 def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]], metadata: dict[str, str],
-                      checksum: str, sync: bool = True) -> tuple[int, bytes, list[_Item]]:
-    """Write a safetensors file at ``path`` (created; fsynced unless ``sync`` is false, for a
-    caller that fsyncs a batch of files together). Large files are always fsynced here, while
-    the checksum thread is still running, so flushing overlaps hashing (see :func:`synced_here`).
+                      checksum: str, sync: Callable[[int], None] | None = None) -> tuple[int, bytes, list[_Item]]:
+    """Write a safetensors file at ``path`` (created, must not exist).
 
-    ``items`` are ``(key, name_in_file, prepared_tensor, dtype_code)``. Returns the file size,
-    the checksum of the header bytes and the items with their offsets and checksums, in the
-    order given.
+    ``items`` are ``(key, name_in_file, prepared_tensor, dtype_code)``. The bytes go from the
+    tensors' memory to the file (``writev``, no intermediate copy). Once they are written,
+    ``sync(fd)`` is handed the open descriptor and owns it (it fsyncs and closes it, possibly
+    in another thread, so the flush overlaps the checksums); without ``sync`` the file is
+    fsynced and closed here. Checksums are computed from the tensors in memory, in a second
+    thread for large files while the main thread writes.
+
+    Returns the file size, the checksum of the header bytes and the items with their offsets
+    and checksums, in the order given.
     """
     if sys.byteorder != "little":  # pragma: no cover - every platform torch ships for
         raise SnapshotError("writing sessions needs a little-endian machine")
@@ -148,13 +188,14 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
         raise SnapshotError(f"{path.name}: {len(entries)} tensors make a {len(text)}-byte header "
                             f"(limit {MAX_HEADER_BYTES}); store fewer, larger tensors")
     digest = CHECKSUMS[checksum]
+    views = [byte_view(item.tensor) for item in layout]
 
     failure: list[BaseException] = []
 
     def hash_all() -> None:
         try:
-            for item in layout:
-                item.digest = digest(byte_view(item.tensor))
+            for item, view in zip(layout, views):
+                item.digest = digest(view)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the writing thread
             failure.append(exc)
 
@@ -163,16 +204,19 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
         hasher = threading.Thread(target=hash_all, name="sage-checksum", daemon=True)
         hasher.start()
     try:
-        with open(path, "xb", buffering=0) as handle:
-            handle.write(struct.pack("<Q", len(text)) + text)
-            for item in layout:
-                if item.nbytes:
-                    view = memoryview(byte_view(item.tensor))
-                    written = 0
-                    while written < item.nbytes:  # raw writes may be partial
-                        written += handle.write(view[written:])
-            if sync or hasher is not None:
-                os.fsync(handle.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        try:
+            write_all(fd, [struct.pack("<Q", len(text)) + text, *views])
+        except BaseException:
+            os.close(fd)
+            raise
+        if sync is None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            sync(fd)
     finally:
         if hasher is not None:
             hasher.join()
@@ -183,30 +227,69 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
     return 8 + len(text) + offset, digest(text), entries
 
 
-def synced_here(data_bytes: int) -> bool:
-    """Whether :func:`write_tensor_file` fsyncs a file with ``data_bytes`` of tensor data itself."""
-    return data_bytes >= _THREADED_HASH_BYTES
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
+
+
+def write_all(fd: int, buffers: list[Any]) -> None:
+    """Write every buffer, in order, with as few system calls as the kernel allows."""
+    pending = [memoryview(b).cast("B") for b in buffers]
+    pending = [view for view in pending if view.nbytes]
+    index = 0
+    while index < len(pending):
+        written = os.writev(fd, pending[index:index + _IOV_MAX])
+        while written:  # writes may be partial: skip what went out
+            view = pending[index]
+            if written >= view.nbytes:
+                written -= view.nbytes
+                index += 1
+            else:
+                pending[index] = view[written:]
+                written = 0
 
 
 # -- reading ------------------------------------------------------------------------------------
-def read_header(path: Path, expected_size: int,
-                max_header: int = MAX_HEADER_BYTES) -> tuple[bytes, tuple[int, int, int, int]]:
-    """The raw header bytes of the safetensors file at ``path``, after size checks, and the
-    file's identity (inode, device, size, mtime) to recognise it when it is memory-mapped later."""
+def file_identity(path: Path, expected_size: int) -> tuple[int, int, int, int]:
+    """Check that ``path`` is a regular file (not a symlink) of the size the manifest records;
+    returns its identity (inode, device, size, mtime), to recognise it when it is opened later."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        info = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
         raise SessionCorruptError(path, "file is missing") from None
+    except OSError as exc:
+        raise SessionCorruptError(path, f"cannot stat: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SessionCorruptError(path, "not a regular file")
+    size = info.st_size
+    if size != expected_size:
+        raise SessionCorruptError(path, f"file has {size} bytes, the manifest records {expected_size}"
+                                  + (" (truncated)" if size < expected_size else ""))
+    return info.st_ino, info.st_dev, size, info.st_mtime_ns
+
+
+def map_tensor_file(path: Path, identity: tuple[int, int, int, int], digest: Callable[[Any], bytes],
+                    header_digest: bytes, items: Iterable[tuple[str, str, tuple[int, ...], int, int]],
+                    max_header: int = MAX_HEADER_BYTES) -> tuple[mmap.mmap, int, dict[str, tuple[str, tuple[int, ...], int, int]]]:
+    """Open the tensor file that ``load`` checked (same ``identity``), verify its header (length,
+    checksum, structure, and that it equals the manifest's ``items``) and memory-map it.
+
+    Returns the private, copy-on-write mapping (writing to it never changes the file), the
+    offset of the data in the file and the parsed header. Everything is read through one
+    descriptor, so the file validated is the file mapped.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+    except FileNotFoundError:
+        raise SessionCorruptError(path, "file is missing (checkpoint deleted or pruned after load?)") from None
     except OSError as exc:
         raise SessionCorruptError(path, f"cannot open: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SessionCorruptError(path, "not a regular file")
+        if (not stat.S_ISREG(info.st_mode)
+                or (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns) != identity):
+            raise SessionCorruptError(path, "file was replaced or changed after the session was loaded")
         size = info.st_size
-        if size != expected_size:
-            raise SessionCorruptError(path, f"file has {size} bytes, the manifest records {expected_size}"
-                                      + (" (truncated)" if size < expected_size else ""))
         if size < 8:
             raise SessionCorruptError(path, f"truncated: {size} bytes, a safetensors file has at least 8")
         (length,) = struct.unpack("<Q", os.pread(fd, 8, 0))
@@ -217,9 +300,19 @@ def read_header(path: Path, expected_size: int,
         raw = os.pread(fd, length, 8)
         if len(raw) != length:
             raise SessionCorruptError(path, "truncated while reading the header")
-        return raw, (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
+        if digest(raw) != header_digest:
+            raise SessionCorruptError(path, "header checksum mismatch (the file was modified or damaged)")
+        header = parse_header(path, raw, size)
+        check_items(path, items, header)
+        try:
+            mapping = mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, ValueError, OverflowError) as exc:
+            raise SessionCorruptError(path, f"cannot memory-map: {exc}") from None
+    except OSError as exc:
+        raise SessionCorruptError(path, f"cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
+    return mapping, 8 + length, header
 
 
 def parse_header(path: Path, raw: bytes, file_size: int) -> dict[str, tuple[str, tuple[int, ...], int, int]]:

@@ -1,40 +1,141 @@
-"""Durable file-system primitives: fsync of files and directories, atomic renames."""
+"""Durable file-system primitives: fsync of files and directories, atomic renames, and a small
+thread pool that runs fsyncs concurrently and removes pruned checkpoints in the background."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+# Two pools per process, created on first use: fsyncs (several at once) and removals (one
+# at a time, never in the way of fsyncs). Their threads are idle between checkpoints; a
+# forked child forgets them (the threads do not exist there) and makes its own.
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+_WORKERS = {"sage-fsync": 8, "sage-remove": 1}
+#: Directories being removed in the background: a sweep in this process leaves them alone.
+_removing: set[str] = set()
+_pending: list[Future[None]] = []
+
+
+def _executor(name: str = "sage-fsync") -> ThreadPoolExecutor:
+    pool = _pools.get(name)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(name)
+            if pool is None:
+                pool = _pools[name] = ThreadPoolExecutor(max_workers=_WORKERS[name], thread_name_prefix=name)
+    return pool
+
+
+def _after_fork_in_child() -> None:
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+    _removing.clear()
+    _pending.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """Make the entries of directory ``path`` (creations, renames, removals) durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = os.open(path, _DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def fsync_paths(paths: list[Path]) -> None:
-    """fsync files and directories, concurrently: the file system can merge them into one
-    journal commit instead of one flush after the other."""
-    def sync(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SyncBatch:
+    """fsyncs started as soon as each file is written and run concurrently, so that the file
+    system can merge them into one journal commit and flushing overlaps the caller's work.
+
+    ``add(fd)`` takes ownership of an open descriptor (fsynced, then closed); ``wait()``
+    blocks until all are done and raises the first error. Use as a context manager: leaving
+    the block waits (an error inside the block wins over the fsync errors).
+    """
+
+    def __init__(self) -> None:
+        self._futures: list[Future[None]] = []
+
+    def add(self, fd: int) -> None:
         try:
-            os.fsync(fd)
-        finally:
+            self._futures.append(_executor().submit(_fsync_and_close, fd))
+        except BaseException:
             os.close(fd)
+            raise
 
-    if len(paths) <= 1:
-        for path in paths:
-            sync(path)
+    def wait(self) -> None:
+        futures, self._futures = self._futures, []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - the first one is re-raised below
+                error = error or exc
+        if error is not None:
+            raise error
+
+    def __enter__(self) -> SyncBatch:
+        return self
+
+    def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
+        if kind is None:
+            self.wait()
+        else:
+            try:
+                self.wait()
+            except BaseException:  # noqa: BLE001 - the error of the block is the one to report
+                pass
+
+
+def remove_later(paths: list[Path]) -> None:
+    """Remove directory trees in the background (removing large files takes long: the file
+    system frees every block). Used for checkpoints already renamed out of sight; if the
+    process dies first, the next writer's sweep removes them."""
+    if not paths:
         return
-    from concurrent.futures import ThreadPoolExecutor
+    names = [str(path) for path in paths]
+    _removing.update(names)
 
-    with ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="sage-fsync") as pool:
-        for future in [pool.submit(sync, path) for path in paths]:
-            future.result()
+    def remove() -> None:
+        for name in names:
+            shutil.rmtree(name, ignore_errors=True)
+            _removing.discard(name)
+
+    try:
+        future = _executor("sage-remove").submit(remove)
+    except RuntimeError:  # interpreter shutting down: remove now
+        remove()
+        return
+    _pending[:] = [f for f in _pending if not f.done()] + [future]
+
+
+def being_removed(path: Path) -> bool:
+    """Whether this process is removing ``path`` in the background."""
+    return str(path) in _removing
+
+
+def wait_for_removals() -> None:
+    """Block until the background removals this process started are done."""
+    for future in list(_pending):
+        future.result()
 
 
 def write_file_durable(path: Path, data: bytes) -> None:

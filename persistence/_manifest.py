@@ -1,14 +1,18 @@
 """The checkpoint manifest: a checksummed msgpack envelope around a msgpack body.
 
-``manifest.msgpack`` is ``{"format": FORMAT, "schema": N, "checksum": "sha256",
-"digest": <sha256 of body>, "body": <msgpack bytes>}``. The envelope can be read without
+``manifest.msgpack`` is ``{"format": FORMAT, "schema": N, "checksum": <algorithm>,
+"digest": <checksum of body>, "body": <msgpack bytes>}``. The envelope can be read without
 trusting anything; the body is unpacked only when its digest matches, with limits derived
 from its length, no ext types, str map keys only, and then validated field by field.
+
+Schema history: 1 (sha256 envelope; tensor checksums sha256, blake2b or crc32); 2 (adds
+xxh3_128, the new default, for the envelope and the tensors). A schema-1 body is a valid
+schema-2 body, so the migration is the identity; the bump makes older readers refuse
+schema-2 sessions with "upgrade sage-irp" instead of mistaking them for corrupt ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import stat
@@ -19,14 +23,16 @@ from typing import Any
 import msgpack
 
 from ._errors import SessionCorruptError, SessionVersionError, SnapshotError
-from ._format import DIGEST_SIZE, DTYPES, ITEMSIZE, MAX_NDIM
+from ._format import CHECKSUMS, DEFAULT_CHECKSUM, DIGEST_SIZE, DTYPES, ITEMSIZE, MAX_NDIM, checksum_function
 from ._rng import check_rng_state
 
 FORMAT = "sage-irp-session"
 #: Schema of manifests this version writes.
-SCHEMA = 1
+SCHEMA = 2
 #: ``MIGRATIONS[n]`` turns a schema-``n`` body into a schema-``n + 1`` body.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: lambda body: body,  # schema 2 only added checksum algorithms
+}
 #: Default cap on a manifest's size (bodies hold meta, orchestrator and RNG state, no tensors).
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 #: Deepest nesting accepted in meta / orchestrator values.
@@ -64,22 +70,34 @@ def pack(value: Any, where: str) -> bytes:
         raise SnapshotError(f"{where}: cannot be stored in msgpack: {exc}") from None
 
 
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
 def read_limited(path: Path, limit: int) -> bytes:
     """Read a small file, refusing it if larger than ``limit`` before reading."""
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise SessionCorruptError(path, "not a regular file")
-            if info.st_size > limit:
-                raise SessionCorruptError(path, f"{info.st_size} bytes exceeds the manifest limit {limit}")
-            data = handle.read(info.st_size + 1)  # sized by the file, never by the limit
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
     except FileNotFoundError:
         raise SessionCorruptError(path, "file is missing") from None
-    except IsADirectoryError:
-        raise SessionCorruptError(path, "not a regular file") from None
     except OSError as exc:
         raise SessionCorruptError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SessionCorruptError(path, "not a regular file")
+        if info.st_size > limit:
+            raise SessionCorruptError(path, f"{info.st_size} bytes exceeds the manifest limit {limit}")
+        data = os.read(fd, info.st_size + 1)  # sized by the file, never by the limit
+        if len(data) < info.st_size:  # a short read: read on to the end of the file
+            parts, total = [data], len(data)
+            while parts[-1] and total <= limit:
+                parts.append(os.read(fd, 1 << 20))
+                total += len(parts[-1])
+            data = b"".join(parts)
+    except OSError as exc:
+        raise SessionCorruptError(path, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise SessionCorruptError(path, f"exceeds the manifest limit {limit}")
     return data
@@ -116,11 +134,14 @@ def check_plain(value: Any, where: str, error: Callable[[str], Exception], allow
 
 
 # -- envelope -------------------------------------------------------------------------------------
-def dump(body: dict[str, Any], checksum: str = "sha256") -> bytes:
-    """The bytes of a manifest file holding ``body``."""
+def dump(body: dict[str, Any], checksum: str = DEFAULT_CHECKSUM) -> bytes:
+    """The bytes of a manifest file holding ``body``, its digest computed with ``checksum``."""
     raw = pack(body, "manifest")
-    return pack({"format": FORMAT, "schema": SCHEMA, "checksum": "sha256",
-                 "digest": hashlib.sha256(raw).digest(), "body": raw}, "manifest")
+    return pack({"format": FORMAT, "schema": SCHEMA, "checksum": checksum,
+                 "digest": CHECKSUMS[checksum](raw), "body": raw}, "manifest")
+
+
+_ENVELOPE_KEYS = {"format", "schema", "checksum", "digest", "body"}
 
 
 def load(path: Path, limit: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
@@ -129,7 +150,7 @@ def load(path: Path, limit: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
     envelope = unpack_limited(path, data)
     if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
         raise SessionCorruptError(path, f"not a {FORMAT} manifest")
-    if set(envelope) != {"format", "schema", "checksum", "digest", "body"}:
+    if envelope.keys() != _ENVELOPE_KEYS:
         raise SessionCorruptError(path, f"manifest envelope has keys {sorted(envelope)[:8]}")
     schema = envelope["schema"]
     if type(schema) is not int or schema < 1:
@@ -137,10 +158,10 @@ def load(path: Path, limit: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
     if schema > SCHEMA:
         raise SessionVersionError(path, f"written with session schema {schema}; this sage-irp reads schema "
                                   f"<= {SCHEMA}: upgrade sage-irp to load it")
-    body_bytes, digest = envelope["body"], envelope["digest"]
-    if envelope["checksum"] != "sha256" or not isinstance(body_bytes, bytes) or not isinstance(digest, bytes):
+    body_bytes, digest, checksum = envelope["body"], envelope["digest"], envelope["checksum"]
+    if not isinstance(body_bytes, bytes) or not isinstance(digest, bytes) or not isinstance(checksum, str):
         raise SessionCorruptError(path, "manifest envelope fields have the wrong types")
-    if hashlib.sha256(body_bytes).digest() != digest:
+    if checksum_function(checksum, path)(body_bytes) != digest:
         raise SessionCorruptError(path, "manifest checksum mismatch (the file was modified or damaged)")
     body = unpack_limited(path, body_bytes)
     if not isinstance(body, dict):
@@ -187,7 +208,7 @@ def validate_body(path: Path, body: dict[str, Any]) -> None:
     if not (_is_time(body["created"]) and _is_time(body["written"])):
         raise bad("created/written times are not finite floats")
     checksum = body["checksum"]
-    if checksum not in DIGEST_SIZE:
+    if not isinstance(checksum, str) or checksum not in DIGEST_SIZE:
         raise bad(f"unknown checksum algorithm {checksum!r:.20}")
     check_plain(body["writer"], "writer", bad)
     if not isinstance(body["orchestrator"], dict):

@@ -58,9 +58,19 @@ def check_rng_state(state: Any, where: str = "rng") -> None:
             raise bad("numpy state is malformed")
     if "torch" in state:
         data = state["torch"]
-        expected = torch.get_rng_state().numel()
+        expected = _torch_state_bytes()
         if not isinstance(data, bytes) or len(data) != expected:
             raise bad(f"torch state must be {expected} bytes")
+
+
+_TORCH_STATE_BYTES: list[int] = []
+
+
+def _torch_state_bytes() -> int:
+    """Size of torch's CPU generator state (fixed for a torch build; asked once)."""
+    if not _TORCH_STATE_BYTES:
+        _TORCH_STATE_BYTES.append(torch.get_rng_state().numel())
+    return _TORCH_STATE_BYTES[0]
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:

@@ -7,10 +7,10 @@ Layout of a store root::
     ROOT/<session id>/ckpt-00000007/manifest.msgpack
     ROOT/<session id>/ckpt-00000007/n000.safetensors   one file per node (plugin state)
 
-A checkpoint is written into ``.tmp-ckpt-...`` (tensor files first, each fsynced, then the
-manifest, then the directory), renamed to ``ckpt-N`` in one atomic step, and the session
-directory is fsynced. A crash at any instant leaves either the old or the new checkpoint
-as the newest complete one; leftovers are swept by the next writer.
+A checkpoint is written into ``.tmp-ckpt-...`` (tensor files first, then the manifest; every
+file and the directory fsynced, concurrently), renamed to ``ckpt-N`` in one atomic step, and
+the session directory is fsynced. A crash at any instant leaves either the old or the new
+checkpoint as the newest complete one; leftovers are swept by the next writer.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import filelock
 import msgpack
 import safetensors
 import torch
-from safetensors import safe_open
 
 from . import _manifest
 from ._errors import (
@@ -42,14 +41,24 @@ from ._errors import (
     SessionVersionError,
     SnapshotError,
 )
-from ._format import CHECKSUMS, check_items, parse_header, prepare_tensor, read_header, synced_here, write_tensor_file
-from ._fsutil import fsync_dir, fsync_paths, token, write_atomic
+from ._format import (
+    CHECKSUMS,
+    DEFAULT_CHECKSUM,
+    checksum_function,
+    file_identity,
+    prepare_tensor,
+    write_all,
+    write_tensor_file,
+)
+from ._fsutil import SyncBatch, being_removed, fsync_dir, remove_later, token, write_atomic
 from ._lazy import LazyTensors
 from ._rng import check_rng_state
 from ._snapshot import CheckpointInfo, NodeInfo, PluginSnapshot, SessionInfo, SessionSnapshot
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _CKPT = re.compile(r"ckpt-(\d{8,12})")
+_O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _LEFTOVER = (".tmp-", ".del-")
 SESSIONS_ENV = "SAGE_HOME"
 
@@ -72,17 +81,20 @@ class SessionStore:
     """Create, checkpoint, load, list and delete sessions under ``root``.
 
     ``keep`` is how many checkpoints each session retains (oldest removed first);
-    ``checksum`` the per-tensor checksum (``sha256``, ``blake2b`` or ``crc32``);
+    ``checksum`` the checksum of the tensors and the manifest (``xxh3_128``, the default when
+    the ``xxhash`` package is installed, else ``crc32``; or ``sha256``, ``blake2b``);
     ``lock_timeout`` how long a writer waits for another writer's lock before
     :class:`SessionLockedError` (0: fail at once); ``max_manifest_bytes`` caps manifests read.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, keep: int = 3, *, checksum: str = "sha256",
+    def __init__(self, root: str | os.PathLike[str] | None = None, keep: int = 3, *, checksum: str | None = None,
                  lock_timeout: float = 0.0, max_manifest_bytes: int = _manifest.MAX_MANIFEST_BYTES) -> None:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
+        checksum = DEFAULT_CHECKSUM if checksum is None else checksum
         if checksum not in CHECKSUMS:
-            raise ValueError(f"checksum must be one of {sorted(CHECKSUMS)}, got {checksum!r}")
+            raise ValueError(f"checksum must be one of {sorted(CHECKSUMS)}, got {checksum!r}"
+                             + (" (xxh3_128 needs the xxhash package)" if checksum == "xxh3_128" else ""))
         self.root = Path(root) if root is not None else default_root()
         self.keep = keep
         self.checksum = checksum
@@ -111,12 +123,13 @@ class SessionStore:
         return isinstance(session_id, str) and bool(_ID.fullmatch(session_id)) and (self.root / session_id).is_dir()
 
     @staticmethod
-    def _numbers(path: Path) -> list[int]:
-        try:
-            names = os.listdir(path)
-        except FileNotFoundError:
-            return []
-        return sorted(int(m.group(1)) for m in map(_CKPT.fullmatch, names) if m)
+    def _numbers(path: Path, names: list[str] | None = None) -> list[int]:
+        if names is None:
+            try:
+                names = os.listdir(path)
+            except FileNotFoundError:
+                return []
+        return sorted(int(name[5:]) for name in names if name.startswith("ckpt-") and _CKPT.fullmatch(name))
 
     def checkpoints(self, session_id: str) -> list[int]:
         """Numbers of the session's checkpoints, oldest first."""
@@ -179,18 +192,26 @@ class SessionStore:
         path = self._existing(session_id)
         nodes = self._prepare(snapshot)
         with self.lock(session_id):
-            self._sweep(path)
-            numbers = self._numbers(path)
+            names = os.listdir(path)
+            self._sweep(path, names)
+            numbers = self._numbers(path, names)
             number = (numbers[-1] if numbers else 0) + 1
             tmp = path / f".tmp-ckpt-{number:08d}-{token()}"
-            tmp.mkdir()
+            os.mkdir(tmp)
             try:
-                body = self._write_files(tmp, session_id, number, nodes, snapshot)
-                _write_new(tmp / _manifest.FILE_NAME, _manifest.dump(body))
-                # every file and the directory durable before the rename that publishes them
-                fsync_paths([tmp / entry["file"] for entry in body["nodes"]
-                             if not synced_here(sum(t[4] - t[3] for t in entry["tensors"]))]
-                            + [tmp / _manifest.FILE_NAME, tmp])
+                # Every file and the directory durable before the rename that publishes them.
+                # Each file's fsync starts as soon as it is written and they run concurrently
+                # (one journal commit for all, overlapping the checksums and the manifest).
+                with SyncBatch() as syncs:
+                    body = self._write_files(tmp, session_id, number, nodes, snapshot, syncs.add)
+                    fd = os.open(tmp / _manifest.FILE_NAME, _O_CREATE, 0o666)
+                    try:
+                        write_all(fd, [_manifest.dump(body, self.checksum)])
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    syncs.add(fd)
+                    syncs.add(os.open(tmp, _O_DIRECTORY))
                 os.rename(tmp, path / f"ckpt-{number:08d}")
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -226,15 +247,14 @@ class SessionStore:
             prepared.append((name, node, items))
         return prepared
 
-    def _write_files(self, tmp: Path, session_id: str, number: int,
-                     nodes: list[tuple[str, PluginSnapshot, list[Any]]], snapshot: SessionSnapshot) -> dict[str, Any]:
+    def _write_files(self, tmp: Path, session_id: str, number: int, nodes: list[tuple[str, PluginSnapshot, list[Any]]],
+                     snapshot: SessionSnapshot, sync: Any) -> dict[str, Any]:
         created = self._created(tmp.parent)
         entries = []
         for index, (name, node, items) in enumerate(nodes):
             file_name = f"n{index:03d}.safetensors"
             metadata = {"format": "pt", "sage.session": session_id, "sage.node": name, "sage.plugin": node.plugin}
-            size, header_digest, written = write_tensor_file(tmp / file_name, items, metadata, self.checksum,
-                                                             sync=False)
+            size, header_digest, written = write_tensor_file(tmp / file_name, items, metadata, self.checksum, sync)
             meta = dict(node.meta)
             step, energy = meta.get("step"), meta.get("energy")
             entries.append({
@@ -261,29 +281,30 @@ class SessionStore:
             return float(path.stat().st_mtime)
 
     @staticmethod
-    def _sweep(path: Path) -> None:
+    def _sweep(path: Path, names: list[str]) -> None:
         """Remove what a crashed writer left behind (called with the lock held)."""
-        for name in os.listdir(path):
+        for name in names:
             if name.startswith(_LEFTOVER):
                 target = path / name
+                if being_removed(target):  # this process is already removing it
+                    continue
                 if target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target, ignore_errors=True)
                 else:
                     target.unlink(missing_ok=True)
 
     def _prune(self, path: Path, numbers: list[int]) -> None:
+        """Rename the checkpoints beyond ``keep`` out of sight, then remove them in the background
+        (removing a large file takes long). No fsync: if a crash forgets these renames, the old
+        checkpoints are pruned next time; if it interrupts the removal, the next sweep finishes it."""
         old = sorted(numbers)[:-self.keep]
-        if not old:
-            return
         doomed = []
         for number in old:
             target = path / f".del-ckpt-{number:08d}-{token()}"
             with contextlib.suppress(FileNotFoundError):
                 os.rename(path / f"ckpt-{number:08d}", target)
                 doomed.append(target)
-        # no fsync: if a crash forgets these renames, the old checkpoints are pruned next time
-        for target in doomed:
-            shutil.rmtree(target, ignore_errors=True)
+        remove_later(doomed)
 
     # -- load ---------------------------------------------------------------------------------------
     def load(self, session_id: str, checkpoint: int | None = None, *,
@@ -347,24 +368,20 @@ class SessionStore:
         return number
 
     def _open(self, target: Path, number: int, verify: str) -> SessionSnapshot:
-        body = _manifest.load(target / _manifest.FILE_NAME, self.max_manifest_bytes)
         manifest_path = target / _manifest.FILE_NAME
+        body = _manifest.load(manifest_path, self.max_manifest_bytes)
         if body["checkpoint"] != number:
             raise SessionCorruptError(manifest_path, f"manifest is of checkpoint {body['checkpoint']}, "
                                       f"found in the directory of checkpoint {number}")
-        digest = CHECKSUMS[body["checksum"]]
+        digest = checksum_function(body["checksum"], manifest_path)
         nodes: dict[str, PluginSnapshot] = {}
         for node in body["nodes"]:
+            # Opening checks that each file is there, regular and of the recorded size (so a
+            # missing or truncated file makes ``load`` fall back); its header and data are
+            # verified against the manifest when first touched (see LazyTensors).
             file_path = target / node["file"]
-            raw, identity = read_header(file_path, node["bytes"])
-            if digest(raw) != node["header"]:
-                raise SessionCorruptError(file_path, "header checksum mismatch (the file was modified or damaged)")
-            header = parse_header(file_path, raw, node["bytes"])
-            prefix = f"{node['name']}/"
-            entries = {key: (prefix + key, code, tuple(shape), dig) for key, code, shape, _s, _e, dig in node["tensors"]}
-            check_items(file_path, ((prefix + key, code, tuple(shape), s, e)
-                                    for key, code, shape, s, e, _d in node["tensors"]), header)
-            tensors = LazyTensors(file_path, _Opener(file_path, identity), entries, body["checksum"])
+            tensors = LazyTensors(file_path, file_identity(file_path, node["bytes"]), digest, node["header"],
+                                  node["name"] + "/", node["tensors"])
             if verify == "full":
                 tensors.verify()
             nodes[node["name"]] = PluginSnapshot(node["plugin"], node["version"], node["api_version"], tensors,
@@ -410,34 +427,6 @@ class SessionStore:
         return sorted(infos, key=lambda i: (-i.updated, i.id))
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    with open(path, "xb") as handle:
-        handle.write(data)
-
-
-class _Opener:
-    """Opens a tensor file with ``safe_open`` on first use, if it is still the file validated at load.
-
-    Deferring the memory map keeps ``load`` to the manifest and the headers (microseconds).
-    """
-
-    def __init__(self, path: Path, identity: tuple[int, int, int, int]) -> None:
-        self.path, self.identity = path, identity
-
-    def __call__(self) -> Any:
-        path = self.path
-        try:
-            handle = safe_open(str(path), framework="pt")
-            info = os.stat(path, follow_symlinks=False)
-        except FileNotFoundError:
-            raise SessionCorruptError(path, "file is missing (checkpoint deleted or pruned after load?)") from None
-        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
-            raise SessionCorruptError(path, f"safetensors refused the file: {str(exc)[:120]}") from None
-        if (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns) != self.identity or not stat.S_ISREG(info.st_mode):
-            raise SessionCorruptError(path, "file was replaced or changed after the session was loaded")
-        return handle
-
-
 def _file_size(path: Path) -> int | None:
     try:
         info = os.stat(path, follow_symlinks=False)
@@ -447,8 +436,11 @@ def _file_size(path: Path) -> int | None:
 
 
 def _tree_size(path: Path) -> int:
+    """Bytes in the files under ``path``, leaving out a crashed writer's leftovers and pruned
+    checkpoints still being removed."""
     total = 0
-    for folder, _dirs, files in os.walk(path):
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = [name for name in dirs if not name.startswith(_LEFTOVER)]
         for name in files:
             total += _file_size(Path(folder) / name) or 0
     return total

@@ -14,7 +14,6 @@ sizes): a decoder that trusted a declared size would allocate far beyond it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from persistence import CheckpointSkippedWarning, SessionCorruptError, SessionStore
-from persistence._format import DTYPES
+from persistence import SCHEMA
+from persistence._format import CHECKSUMS, DTYPES
 
 from .helpers import numbered_snapshot, snapshot_fingerprint
 
@@ -50,12 +50,11 @@ class Hang(Exception):
 def base(tmp_path_factory):
     """A small session with two checkpoints, and the fingerprints of what was written."""
     root = tmp_path_factory.mktemp("fuzz-base")
-    store = SessionStore(root)
-    store.create(SID)
+    SessionStore(root).create(SID)
     written = {}
-    for n in (1, 2):
+    for n, checksum in ((1, "sha256"), (2, None)):  # the old default algorithm, then the new one
         snapshot = numbered_snapshot(n, size=16, rng=(n == 2))
-        assert store.checkpoint(SID, snapshot) == n
+        assert SessionStore(root, checksum=checksum).checkpoint(SID, snapshot) == n
         written[n] = snapshot_fingerprint(snapshot)
     files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     return files, written
@@ -155,9 +154,21 @@ def _confuse(body, data: st.DataObject):
     return body
 
 
+def _algorithm(body_bytes: bytes) -> str:
+    """The checksum algorithm a (possibly mutated) manifest body names, if usable, else sha256."""
+    try:
+        name = msgpack.unpackb(body_bytes, strict_map_key=False).get("checksum")
+    except Exception:  # noqa: BLE001 - hostile on purpose
+        return "sha256"
+    return name if isinstance(name, str) and name in CHECKSUMS else "sha256"
+
+
 def _envelope(body_bytes: bytes, **override) -> bytes:
-    env = {"format": "sage-irp-session", "schema": 1, "checksum": "sha256",
-           "digest": hashlib.sha256(body_bytes).digest(), "body": body_bytes}
+    """A manifest envelope around ``body_bytes`` with a correct digest (schema 1, as the first
+    format wrote it, or the current schema), computed with the algorithm the body names."""
+    algorithm = _algorithm(body_bytes)
+    env = {"format": "sage-irp-session", "schema": 1 if algorithm == "sha256" else SCHEMA, "checksum": algorithm,
+           "digest": CHECKSUMS[algorithm](body_bytes), "body": body_bytes}
     env.update(override)
     return msgpack.packb(env, use_bin_type=True)
 
@@ -255,9 +266,10 @@ def _fix_manifest(session: Path, target: str, new: bytes, header: dict, data: st
     manifest = session / target.split("/")[0] / "manifest.msgpack"
     body = _body(manifest.read_bytes())
     node = next(n for n in body["nodes"] if n["file"] == target.split("/")[1])
+    digest = CHECKSUMS[body["checksum"]]
     node["bytes"] = len(new)
     (n,) = struct.unpack("<Q", new[:8])
-    node["header"] = hashlib.sha256(new[8:8 + n]).digest()
+    node["header"] = digest(new[8:8 + n])
     if isinstance(header, dict):
         prefix = node["name"] + "/"
         entries = []
@@ -270,8 +282,7 @@ def _fix_manifest(session: Path, target: str, new: bytes, header: dict, data: st
                 payload = new[8 + n + start:8 + n + end]
             except Exception:  # noqa: BLE001 - malformed on purpose
                 start, end, payload = 0, 0, b""
-            entries.append([key, entry.get("dtype"), entry.get("shape"), start, end,
-                            hashlib.sha256(payload).digest()])
+            entries.append([key, entry.get("dtype"), entry.get("shape"), start, end, digest(payload)])
         node["tensors"] = entries
     try:
         packed = msgpack.packb(body, use_bin_type=True)
