@@ -1,13 +1,23 @@
 """HRM benchmark: eval puzzles/s at batch 1 and 64, time per segment, and 64 concurrent
 sessions through the orchestrator's BatchPool batched vs one-by-one (target >= 8x).
 
-    python bench/hrm.py [--task sudoku4] [--checkpoint NAME_OR_PATH] [--n 64] [--threads 1] [--json]
+    python bench/hrm.py [--task sudoku4] [--checkpoint NAME_OR_PATH] [--n 64] [--threads 1]
+                        [--repeats 3] [--json]
+
+Every figure is the median of ``--repeats`` runs. The pool comparison runs the batched and the
+one-by-one pool alternately in each repeat (same plugin instance, same puzzles, same halting,
+so the same number of segments) and reports wall-clock rates and the speed-up measured both in
+wall time and in CPU time of this process (CPU time is steadier on a shared machine).
+``ms_per_segment_*`` / ``puzzles_per_s_*`` time ``HRM.segment`` (the reference forward that
+``sage eval`` uses); the ``*_serving`` variants time the plugin's serving forward
+(:class:`plugins.hrm.inference.FastSegment`, equal within float tolerance).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import numpy as np
@@ -15,22 +25,59 @@ import torch
 
 from plugins.hrm.checkpoint import load_pretrained, resolve
 from plugins.hrm.evaluate import EVAL_SEED, task_inputs_to_puzzles
+from plugins.hrm.inference import FastSegment
 from plugins.hrm.plugin import HRMReasoner
 from plugins.hrm.tasks import get_task
 
 
 @torch.inference_mode()
-def act_solve(model, x: torch.Tensor) -> tuple[int, int]:
+def act_solve(segment, model, x: torch.Tensor) -> tuple[int, int]:
     """Run a batch until every puzzle's ACT halts (or max segments); (segments run, n)."""
     carry = model.initial_carry(len(x))
     halted = torch.zeros(len(x), dtype=torch.bool)
     s = 0
     for s in range(1, model.cfg.max_segments + 1):
-        carry, logits, qh, qc = model.segment(carry, {"inputs": x})
+        carry, logits, qh, qc = segment(carry, x)
         halted |= qh > qc
         if bool(halted.all()):
             break
     return s, len(x)
+
+
+def eval_figures(segment, model, xt: torch.Tensor, n: int, suffix: str) -> dict:
+    out: dict = {}
+    with torch.inference_mode():  # time per segment
+        for bs in (1, 64):
+            xb = xt[:bs].repeat((bs + len(xt) - 1) // len(xt), 1)[:bs]
+            carry = model.initial_carry(bs)
+            segment(carry, xb)
+            t0 = time.perf_counter()
+            reps = 20 if bs == 1 else 5
+            for _ in range(reps):
+                carry, *_ = segment(carry, xb)
+            out[f"ms_per_segment_b{bs}{suffix}"] = (time.perf_counter() - t0) / reps * 1e3
+    t0 = time.perf_counter()  # bare ACT eval, batch 1
+    segs = [act_solve(segment, model, xt[i:i + 1])[0] for i in range(n)]
+    out[f"puzzles_per_s_b1{suffix}"] = n / (time.perf_counter() - t0)
+    out[f"mean_segments_b1{suffix}"] = float(np.mean(segs))
+    t0 = time.perf_counter()  # batch 64 (a batch runs until all its puzzles halted)
+    for lo in range(0, n, 64):
+        act_solve(segment, model, xt[lo:lo + 64])
+    out[f"puzzles_per_s_b64{suffix}"] = n / (time.perf_counter() - t0)
+    return out
+
+
+def pool_run(plugin, puzzles, ck: str, max_steps: int, batched: bool) -> tuple[float, float, int, list]:
+    """(wall s, CPU s, steps, energies) of one BatchPool run of all sessions."""
+    from orchestrator import BatchPool
+
+    pool = BatchPool(plugin, max_batch=64, batched=batched, policy={"max_steps": max_steps})
+    for i, p in enumerate(puzzles):
+        pool.submit(p, {"seed": i, "checkpoint": ck}, key=i)
+    t0, c0 = time.perf_counter(), time.process_time()
+    results = pool.run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return wall, cpu, pool.steps, [results[i].energy for i in range(len(puzzles))]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--n", type=int, default=64, help="puzzles / concurrent sessions")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -47,46 +95,45 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_pretrained(ck)
     x, _ = task.generate(a.n, EVAL_SEED + 99, "test")
     xt = torch.as_tensor(x)
-    out: dict = {"task": a.task, "checkpoint": ck, "threads": a.threads, "n": a.n}
+    out: dict = {"task": a.task, "checkpoint": ck, "threads": a.threads, "n": a.n, "repeats": a.repeats}
+    fast = FastSegment(model)
+    out["serving_forward"] = "FastSegment" if fast.supported else "HRM.segment"
 
-    with torch.inference_mode():  # time per segment
-        for bs in (1, 64):
-            xb = xt[:bs].repeat((bs + len(xt) - 1) // len(xt), 1)[:bs]
-            carry = model.initial_carry(bs)
-            model.segment(carry, {"inputs": xb})
-            t0 = time.perf_counter()
-            reps = 20 if bs == 1 else 5
-            for _ in range(reps):
-                carry, *_ = model.segment(carry, {"inputs": xb})
-            out[f"ms_per_segment_b{bs}"] = (time.perf_counter() - t0) / reps * 1e3
+    def reference(carry, inputs):
+        return model.segment(carry, {"inputs": inputs})
 
-    t0 = time.perf_counter()  # bare ACT eval, batch 1
-    segs = [act_solve(model, xt[i:i + 1])[0] for i in range(a.n)]
-    out["puzzles_per_s_b1"] = a.n / (time.perf_counter() - t0)
-    out["mean_segments_b1"] = float(np.mean(segs))
-    t0 = time.perf_counter()  # batch 64 (a batch runs until all its puzzles halted)
-    for lo in range(0, a.n, 64):
-        act_solve(model, xt[lo:lo + 64])
-    out["puzzles_per_s_b64"] = a.n / (time.perf_counter() - t0)
+    runs = [{**eval_figures(reference, model, xt, a.n, ""), **eval_figures(fast, model, xt, a.n, "_serving")}
+            for _ in range(a.repeats)]
+    for k in runs[0]:
+        out[k] = statistics.median(r[k] for r in runs)
 
     try:
-        from orchestrator import BatchPool
+        import orchestrator  # noqa: F401
     except ImportError:  # orchestrator not installed
-        BatchPool = None
-    if BatchPool is not None:
+        orchestrator = None
+    if orchestrator is not None:
         puzzles = task_inputs_to_puzzles(task, x)
-        for batched in (True, False):
-            plugin = HRMReasoner(checkpoint=ck, mode="bare")
-            pool = BatchPool(plugin, max_batch=64, batched=batched, policy={"max_steps": model.cfg.max_segments})
-            for i, p in enumerate(puzzles):
-                pool.submit(p, {"seed": i, "checkpoint": ck})
-            t0 = time.perf_counter()
-            pool.run()
-            dt = time.perf_counter() - t0
-            key = "batched" if batched else "one_by_one"
-            out[f"pool_{key}_sessions_per_s"] = a.n / dt
-            out[f"pool_{key}_steps"] = pool.steps
-        out["pool_speedup"] = out["pool_batched_sessions_per_s"] / out["pool_one_by_one_sessions_per_s"]
+        plugin = HRMReasoner(checkpoint=ck, mode="bare")
+        S = model.cfg.max_segments
+        pool_run(plugin, puzzles[:8], ck, S, True)  # warm-up (model load, first-call costs)
+        pool_run(plugin, puzzles[:8], ck, S, False)
+        rows: dict[str, list] = {k: [] for k in ("bw", "bc", "sw", "sc")}
+        for _ in range(a.repeats):
+            bw, bc, bsteps, be = pool_run(plugin, puzzles, ck, S, True)
+            sw, sc, ssteps, se = pool_run(plugin, puzzles, ck, S, False)
+            assert bsteps == ssteps, (bsteps, ssteps)  # same work: same segments in both
+            worst = max(abs(p - q) for p, q in zip(be, se))
+            assert worst < 1e-3, f"batched and one-by-one energies differ by {worst}"
+            for k, v in zip(("bw", "bc", "sw", "sc"), (bw, bc, sw, sc)):
+                rows[k].append(v)
+        med = {k: statistics.median(v) for k, v in rows.items()}
+        out["pool_steps"] = bsteps
+        out["pool_batched_sessions_per_s"] = a.n / med["bw"]
+        out["pool_one_by_one_sessions_per_s"] = a.n / med["sw"]
+        out["pool_speedup"] = statistics.median(s / b for s, b in zip(rows["sw"], rows["bw"]))
+        out["pool_speedup_cpu"] = statistics.median(s / b for s, b in zip(rows["sc"], rows["bc"]))
+        out["pool_batched_cpu_ms"] = med["bc"] * 1e3
+        out["pool_one_by_one_cpu_ms"] = med["sc"] * 1e3
     if a.json:
         print(json.dumps(out))
     else:

@@ -28,6 +28,7 @@ import sage_core
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
 from .checkpoint import load_pretrained
+from .inference import FastSegment
 from .model import HRM
 from .tasks import Task, get_task, maze, sudoku
 
@@ -74,6 +75,7 @@ class HRMReasoner(IRPPlugin):
     api_version: ClassVar[int] = sage_core.API_VERSION
 
     _model_cache: ClassVar[dict[str, HRM]] = {}
+    _fast_cache: ClassVar[dict[int, FastSegment]] = {}
 
     def __init__(self, checkpoint: str | None = None, mode: str = "irp", max_steps: int | None = None) -> None:
         self.checkpoint = checkpoint
@@ -177,8 +179,19 @@ class HRMReasoner(IRPPlugin):
             return None
         return task.random_symmetry(sage_core.step_rng(meta["seed"], meta["attempt"], stream=7))
 
+    def forward_for(self, model: HRM) -> FastSegment:
+        """The serving forward of ``model`` (:class:`FastSegment`: ``HRM.segment`` with fewer,
+        cheaper kernels, equal within float tolerance; ``HRM.segment`` itself for models it
+        does not cover)."""
+        fast = self._fast_cache.get(id(model))
+        if fast is None or fast.model is not model:
+            fast = self._fast_cache[id(model)] = FastSegment(model)
+        return fast
+
     def step_batch(self, states: list[IRPState]) -> list[IRPState]:
-        """Step many sessions as one batch (grouped by model); equal to stepping each alone."""
+        """Step many sessions as one batch (grouped by model); equal to stepping each alone
+        (up to the float rounding of the batched forward). The per-session work around the one
+        forward pass is array code over the whole batch; the Python loop only assembles states."""
         out: list[IRPState | None] = [None] * len(states)
         groups: dict[tuple[str, Any], list[int]] = {}
         for i, s in enumerate(states):
@@ -187,39 +200,49 @@ class HRMReasoner(IRPPlugin):
             model = self.model_for(task_name, ck)
             task = get_task(task_name)
             prepared = [self._prepare(states[i]) for i in idx]
-            x = torch.as_tensor(np.stack([p[0] for p in prepared]), dtype=torch.long)
-            carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
+            x = torch.from_numpy(np.stack([p[0] for p in prepared]).astype(np.int64, copy=False))
+            if len(prepared) == 1:
+                carry = prepared[0][1]
+            else:
+                carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
+            new_carry, logits, qh, qc = self.forward_for(model)(carry, x)
             with torch.inference_mode():
-                new_carry, logits, qh, qc = model.segment(carry, {"inputs": x})
-                prob = logits.float().softmax(-1)
-                conf, pred = prob.max(-1)
-            pred_np, conf_np = pred.numpy(), conf.numpy().mean(-1)
-            halt_np = (qh > qc).numpy()
+                conf, pred = logits.float().softmax(-1).max(-1)
+                halt = qh > qc
             puzzles = np.stack([states[i].x["puzzle"] for i in idx])
-            answers = pred_np.copy()
-            for j in range(len(idx)):
-                sym = prepared[j][3]
-                if sym is not None:
-                    answers[j] = task.invert_symmetry(answers[j], sym, label=True)
+            answers = pred.numpy().copy()
+            for j, p in enumerate(prepared):
+                if p[3] is not None:
+                    answers[j] = task.invert_symmetry(answers[j], p[3], label=True)
             answers = task.project(answers, puzzles)
-            viol = task.violations(answers, puzzles)
+            viol = task.violations(answers, puzzles).tolist()
+            conf_l, halt_l = conf.numpy().mean(-1).tolist(), halt.numpy().tolist()
+            z_H, z_L = new_carry["z_H"], new_carry["z_L"]
             for j, i in enumerate(idx):
                 s = states[i]
-                m = prepared[j][2]
-                ans, c, v = answers[j], np.float32(conf_np[j]), int(viol[j])
+                inputs, _, m, _ = prepared[j]
+                ans, c, v = answers[j], conf_l[j], viol[j]  # c: the float32 confidence, exactly
                 m["segment"] += 1
-                m["act_halted"] = bool(halt_np[j]) or m["segment"] >= m["max_segments"]
+                m["act_halted"] = halt_l[j] or m["segment"] >= m["max_segments"]
                 m["violations"] = v
-                best, best_c = s.x["best"], s.x["conf"][1]
+                sx = s.x
+                best, best_c = sx["best"], float(sx["conf"][1])
                 if s.step == 0 or (v, -c) < (m["best_violations"], -best_c):
                     best, best_c = ans, c
                     m["best_violations"] = v
                     m["best_attempt"] = m["attempt"]
-                new_x = {"puzzle": s.x["puzzle"], "inputs": np.asarray(prepared[j][0]), "answer": ans,
-                         "best": np.array(best, copy=True), "conf": np.array([c, best_c], dtype=np.float32)}
-                nc = {k: new_carry[k][j:j + 1].clone() for k in ("z_H", "z_L")}
+                new_x = {"puzzle": sx["puzzle"], "inputs": np.asarray(inputs), "answer": ans,
+                         "best": best.copy(), "conf": np.array([c, best_c], dtype=np.float32)}
+                nc = {"z_H": z_H[j:j + 1].clone(), "z_L": z_L[j:j + 1].clone()}
                 out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m, carry=nc)
         return out  # type: ignore[return-value]
+
+    def energy_batch(self, states: list[IRPState]) -> list[float]:
+        """:meth:`energy` of many states in one call (bit-identical: the same float64 operations)."""
+        n = len(states)
+        v = np.fromiter((s.meta["best_violations"] for s in states), dtype=np.float64, count=n)
+        c = np.fromiter((s.x["conf"][1] for s in states), dtype=np.float64, count=n)
+        return (v + CONF_WEIGHT * (1.0 - c)).tolist()
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
