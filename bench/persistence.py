@@ -14,27 +14,52 @@ For session states of 1 MB, 50 MB and 500 MB (four tensors: float32, bfloat16, i
 Files are in the page cache (written just before), as when a session is resumed on the
 machine that wrote it. Writes are interleaved in a shuffled order; median of the repeats. Usage::
 
-    python bench/persistence_bench.py [--sizes 1,50,500] [--repeats R] [--checksum sha256|crc32|blake2b] [--dir DIR]
+    python bench/persistence.py [--sizes 1,50,500] [--repeats R] [--checksum xxh3_128|crc32|sha256|blake2b] [--dir DIR]
+    python -m bench.persistence ...   (from the repository root)
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-# This file is called persistence.py: keep its directory from shadowing the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+_HERE = Path(__file__).resolve().parent
+
+
+def _without_bench(paths: list[str]) -> list[str]:
+    return [p for p in paths if Path(p or ".").resolve() != _HERE]
+
+
+if __name__ == "persistence":
+    # This file is named after the package, and a script run from bench/ has bench/ first on
+    # sys.path: when such a script imports ``persistence`` (directly or via orchestrator), it
+    # gets here. Hand it the real package instead of this benchmark.
+    import importlib
+
+    _saved = sys.path[:]
+    sys.path[:] = _without_bench(sys.path)
+    del sys.modules[__name__]
+    try:
+        sys.modules[__name__] = importlib.import_module("persistence")
+    finally:
+        sys.path[:] = _saved
+else:
+    # Run as ``python bench/persistence.py``: its own directory (sys.path[0]) would shadow the package.
+    sys.path[:] = _without_bench(sys.path)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 import torch  # noqa: E402
 
 from persistence import PluginSnapshot, SessionSnapshot, SessionStore, capture_rng_state  # noqa: E402
+from persistence._format import CHECKSUMS, DEFAULT_CHECKSUM  # noqa: E402
+from persistence._fsutil import wait_for_removals  # noqa: E402
 
 
 def make_tensors(megabytes: float) -> dict[str, torch.Tensor]:
@@ -69,7 +94,7 @@ def touch(tensors) -> int:
     return total
 
 
-def bench(megabytes: float, repeats: int, checksum: str, directory: Path) -> dict[str, float]:
+def bench(megabytes: float, repeats: int, checksum: str | None, directory: Path) -> dict[str, float]:
     tensors = make_tensors(megabytes)
     nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
     store = SessionStore(directory / "sessions", keep=2, checksum=checksum)  # prunes, as raw deletes
@@ -89,6 +114,7 @@ def bench(megabytes: float, repeats: int, checksum: str, directory: Path) -> dic
         t0 = time.perf_counter()
         store.checkpoint(sid, snapshot)
         ckpt.append(time.perf_counter() - t0)
+        wait_for_removals()  # the pruned checkpoint, removed in the background: untimed, as raw's unlink
 
     def do_save(i: int) -> None:
         t0 = time.perf_counter()
@@ -131,7 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,50,500", help="state sizes in MB, comma separated")
     parser.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 15 / 5 / 3 by size)")
-    parser.add_argument("--checksum", default="sha256", choices=["sha256", "crc32", "blake2b"])
+    parser.add_argument("--checksum", default=None, choices=sorted(CHECKSUMS),
+                        help=f"checksum algorithm (default: the store's, here {DEFAULT_CHECKSUM})")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir in .)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -150,7 +177,7 @@ def main() -> None:
     def ms(seconds: float) -> str:
         return f"{seconds * 1e3:9.2f}"
 
-    print(f"checksum {args.checksum}; times in ms (median); page cache warm; torch threads 1")
+    print(f"checksum {args.checksum or DEFAULT_CHECKSUM}; times in ms (median); page cache warm; torch threads 1")
     print(f"{'state':>8} | {'raw+fsync':>9} {'ckpt':>9} {'ratio':>6} {'save':>9} | {'open':>9} {'t.load':>9} "
           f"{'speedup':>8} | {'open+tch':>9} {'load+tch':>9} {'ratio':>6}")
     for r in rows:

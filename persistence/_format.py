@@ -2,7 +2,7 @@
 
 Files are written here (not with ``safetensors.torch.save_file``) so that tensor bytes go
 from the tensors' memory straight to the file (``writev``), without an intermediate copy,
-while a second thread computes the per-tensor checksums; they are standard safetensors files
+and the per-tensor checksums are computed while the file is being flushed; they are standard safetensors files
 (8-byte little-endian header length, JSON header padded with spaces to 8 bytes, data),
 readable by any safetensors reader. Tensors are laid out by decreasing element size so every
 tensor is aligned to its element size.
@@ -23,7 +23,6 @@ import os
 import stat
 import struct
 import sys
-import threading
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,8 +50,6 @@ ITEMSIZE: dict[str, int] = {code: torch.empty((), dtype=dtype).element_size() fo
 #: Largest safetensors header we read (the safetensors library itself refuses > 100 MB).
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_NDIM = 64
-#: Checkpoints larger than this hash in a thread while the main thread writes.
-_THREADED_HASH_BYTES = 4 * 1024 * 1024
 
 
 # -- checksums ---------------------------------------------------------------------------------
@@ -164,10 +161,9 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
 
     ``items`` are ``(key, name_in_file, prepared_tensor, dtype_code)``. The bytes go from the
     tensors' memory to the file (``writev``, no intermediate copy). Once they are written,
-    ``sync(fd)`` is handed the open descriptor and owns it (it fsyncs and closes it, possibly
-    in another thread, so the flush overlaps the checksums); without ``sync`` the file is
-    fsynced and closed here. Checksums are computed from the tensors in memory, in a second
-    thread for large files while the main thread writes.
+    ``sync(fd)`` is handed the open descriptor and owns it (it fsyncs and closes it, in
+    another thread, so the flush overlaps the checksums); without ``sync`` the file is
+    fsynced and closed here.
 
     Returns the file size, the checksum of the header bytes and the items with their offsets
     and checksums, in the order given.
@@ -189,46 +185,30 @@ def write_tensor_file(path: Path, items: list[tuple[str, str, torch.Tensor, str]
                             f"(limit {MAX_HEADER_BYTES}); store fewer, larger tensors")
     digest = CHECKSUMS[checksum]
     views = [byte_view(item.tensor) for item in layout]
-
-    failure: list[BaseException] = []
-
-    def hash_all() -> None:
-        try:
-            for item, view in zip(layout, views):
-                item.digest = digest(view)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the writing thread
-            failure.append(exc)
-
-    hasher = None
-    if offset >= _THREADED_HASH_BYTES:
-        hasher = threading.Thread(target=hash_all, name="sage-checksum", daemon=True)
-        hasher.start()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o666)
+        write_all(fd, [struct.pack("<Q", len(text)) + text, *views])
+    except BaseException:
+        os.close(fd)
+        raise
+    if sync is not None:
+        sync(fd)  # the flush starts now, and overlaps the checksums below
+    else:
         try:
-            write_all(fd, [struct.pack("<Q", len(text)) + text, *views])
-        except BaseException:
+            os.fsync(fd)
+        finally:
             os.close(fd)
-            raise
-        if sync is None:
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        else:
-            sync(fd)
-    finally:
-        if hasher is not None:
-            hasher.join()
-    if hasher is None:
-        hash_all()
-    if failure:
-        raise failure[0]
+    # Checksums of the tensors in memory (the bytes just written). Computing them after the
+    # write rather than during it keeps the two from competing for memory bandwidth; with a
+    # ``sync`` they overlap the flush, which waits on the disk.
+    for item, view in zip(layout, views):
+        item.digest = digest(view)
     return 8 + len(text) + offset, digest(text), entries
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 
 
@@ -279,7 +259,7 @@ def map_tensor_file(path: Path, identity: tuple[int, int, int, int], digest: Cal
     descriptor, so the file validated is the file mapped.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)  # a FIFO must not block the open
     except FileNotFoundError:
         raise SessionCorruptError(path, "file is missing (checkpoint deleted or pruned after load?)") from None
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ class LazyTensors(Mapping[str, torch.Tensor]):
     file. ``dict(tensors)`` reads everything.
     """
 
-    def __init__(self, path: Path, identity: tuple[int, int, int, int], digest: Any, header_digest: bytes,
+    def __init__(self, path: str, identity: tuple[int, int, int, int], digest: Any, header_digest: bytes,
                  prefix: str, tensors: list[list[Any]]) -> None:
         self._path = path
         self._identity = identity  # (inode, device, size, mtime) of the file load looked at
@@ -42,7 +43,7 @@ class LazyTensors(Mapping[str, torch.Tensor]):
 
     @property
     def path(self) -> Path:
-        return self._path
+        return Path(self._path)
 
     def __getitem__(self, key: str) -> torch.Tensor:
         tensor = self._cache.get(key)
@@ -115,4 +116,4 @@ class LazyTensors(Mapping[str, torch.Tensor]):
         return {key: self[key] for key in self._entries}
 
     def __repr__(self) -> str:
-        return f"<LazyTensors {self._path.name}: {len(self._entries)} tensors, {len(self._cache)} read>"
+        return f"<LazyTensors {os.path.basename(self._path)}: {len(self._entries)} tensors, {len(self._cache)} read>"

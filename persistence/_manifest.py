@@ -71,12 +71,13 @@ def pack(value: Any, where: str) -> bytes:
 
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def read_limited(path: Path, limit: int) -> bytes:
     """Read a small file, refusing it if larger than ``limit`` before reading."""
     try:
-        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC | _O_NONBLOCK)  # a FIFO must not block the open
     except FileNotFoundError:
         raise SessionCorruptError(path, "file is missing") from None
     except OSError as exc:
@@ -107,30 +108,55 @@ def read_limited(path: Path, limit: int) -> bytes:
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
+_SCALARS = frozenset({type(None), bool, float, str, bytes})
+
+
+def _where(root: str, entry: tuple[Any, int, Any, Any]) -> str:
+    """The path of a stack entry of :func:`check_plain` (built only to report an error)."""
+    keys = []
+    while entry[2] is not None:
+        keys.append(entry[3])
+        entry = entry[2]
+    return root + "".join(f"[{key}]" if type(key) is int else f".{key[:40]}" for key in reversed(keys))
+
+
 def check_plain(value: Any, where: str, error: Callable[[str], Exception], allow_tuple: bool = False) -> None:
     """``value`` holds only None/bool/int(64-bit)/float/str/bytes, lists and str-keyed dicts."""
-    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    # Stack entries are (item, depth, parent entry, key in parent): paths are only spelled out
+    # for an error. Scalars of the exact built-in types are checked without a stack entry.
+    scalars, int_min, int_max = _SCALARS, _INT_MIN, _INT_MAX
     containers = (list, tuple) if allow_tuple else (list,)
+    stack: list[tuple[Any, int, Any, Any]] = [(value, 0, None, None)]
     while stack:
-        item, path, depth = stack.pop()
-        if item is None or isinstance(item, (bool, float, str, bytes)):
-            continue
-        if isinstance(item, int):
-            if not _INT_MIN <= item <= _INT_MAX:
-                raise error(f"{path}: integer does not fit in 64 bits")
-            continue
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        kind = type(item)
+        if kind is not dict and kind is not list:  # the common containers skip these checks
+            if item is None or isinstance(item, (bool, float, str, bytes)):
+                continue
+            if isinstance(item, int):
+                if not int_min <= item <= int_max:
+                    raise error(f"{_where(where, entry)}: integer does not fit in 64 bits")
+                continue
         if depth >= MAX_DEPTH:
-            raise error(f"{path}: nested deeper than {MAX_DEPTH} levels")
-        if isinstance(item, containers):
-            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+            raise error(f"{_where(where, entry)}: nested deeper than {MAX_DEPTH} levels")
+        if kind is list or isinstance(item, containers):
+            pairs: Any = enumerate(item)
         elif isinstance(item, dict):
-            for key, v in item.items():
-                if not isinstance(key, str):
-                    raise error(f"{path}: dict key {key!r:.40} is a {type(key).__name__}; keys must be str")
-                stack.append((v, f"{path}.{key[:40]}", depth + 1))
+            pairs = item.items()
+            for key in item:
+                if type(key) is not str and not isinstance(key, str):
+                    raise error(f"{_where(where, entry)}: dict key {key!r:.40} is a {type(key).__name__}; "
+                                "keys must be str")
         else:
-            raise error(f"{path}: a {type(item).__module__}.{type(item).__qualname__} is not a plain value "
-                        "(None, bool, int, float, str, bytes, list, dict with str keys)")
+            raise error(f"{_where(where, entry)}: a {type(item).__module__}.{type(item).__qualname__} is not a "
+                        "plain value (None, bool, int, float, str, bytes, list, dict with str keys)")
+        depth += 1
+        for key, child in pairs:
+            kind = type(child)
+            if kind in scalars or (kind is int and int_min <= child <= int_max):
+                continue
+            stack.append((child, depth, entry, key))
 
 
 # -- envelope -------------------------------------------------------------------------------------
@@ -198,77 +224,82 @@ def validate_body(path: Path, body: dict[str, Any]) -> None:
     def bad(reason: str) -> SessionCorruptError:
         return SessionCorruptError(path, reason)
 
-    if set(body) != _BODY_KEYS:
+    if body.keys() != _BODY_KEYS:
         missing, extra = _BODY_KEYS - set(body), set(body) - _BODY_KEYS
         raise bad(f"manifest keys: missing {sorted(missing)}, unexpected {sorted(extra)[:5]}")
-    if not isinstance(body["session"], str):
+    if type(body["session"]) is not str:
         raise bad("session id is not a string")
     if not _is_int(body["checkpoint"]) or body["checkpoint"] < 1:
         raise bad("checkpoint number is not a positive integer")
     if not (_is_time(body["created"]) and _is_time(body["written"])):
         raise bad("created/written times are not finite floats")
     checksum = body["checksum"]
-    if not isinstance(checksum, str) or checksum not in DIGEST_SIZE:
+    if type(checksum) is not str or checksum not in DIGEST_SIZE:
         raise bad(f"unknown checksum algorithm {checksum!r:.20}")
+    digest_size = DIGEST_SIZE[checksum]
     check_plain(body["writer"], "writer", bad)
-    if not isinstance(body["orchestrator"], dict):
+    if type(body["orchestrator"]) is not dict:
         raise bad("orchestrator state is not a map")
     check_plain(body["orchestrator"], "orchestrator", bad)
     check_rng_state(body["rng"], str(path))
     nodes = body["nodes"]
-    if not isinstance(nodes, list):
+    if type(nodes) is not list:
         raise bad("nodes is not a list")
     names, files = set(), set()
     for index, node in enumerate(nodes):
-        where = f"nodes[{index}]"
-        if not isinstance(node, dict) or set(node) != _NODE_KEYS:
-            raise bad(f"{where}: malformed node entry")
+        if type(node) is not dict or node.keys() != _NODE_KEYS:
+            raise bad(f"nodes[{index}]: malformed node entry")
+        name, file_name, size = node["name"], node["file"], node["bytes"]
         for key in ("name", "plugin", "version", "file"):
-            if not isinstance(node[key], str):
-                raise bad(f"{where}.{key} is not a string")
-        if node["name"] in names:
-            raise bad(f"{where}: duplicate node name {node['name']!r:.40}")
-        names.add(node["name"])
-        if node["file"] != f"n{index:03d}.safetensors" or node["file"] in files:
-            raise bad(f"{where}: unexpected tensor file name {node['file']!r:.40}")
-        files.add(node["file"])
+            if type(node[key]) is not str:
+                raise bad(f"nodes[{index}].{key} is not a string")
+        if name in names:
+            raise bad(f"nodes[{index}]: duplicate node name {name!r:.40}")
+        names.add(name)
+        if file_name != f"n{index:03d}.safetensors" or file_name in files:
+            raise bad(f"nodes[{index}]: unexpected tensor file name {file_name!r:.40}")
+        files.add(file_name)
         if not _is_int(node["api_version"]):
-            raise bad(f"{where}.api_version is not an integer")
+            raise bad(f"nodes[{index}].api_version is not an integer")
         if not (node["step"] is None or _is_int(node["step"])):
-            raise bad(f"{where}.step is not an integer")
+            raise bad(f"nodes[{index}].step is not an integer")
         if not (node["energy"] is None or type(node["energy"]) is float):
-            raise bad(f"{where}.energy is not a float")
-        if not _is_int(node["bytes"]) or node["bytes"] < 8:
-            raise bad(f"{where}.bytes is not a file size")
-        if not isinstance(node["header"], bytes) or len(node["header"]) != DIGEST_SIZE[checksum]:
-            raise bad(f"{where}.header is not a {checksum} digest")
-        if not isinstance(node["meta"], dict):
-            raise bad(f"{where}.meta is not a map")
-        check_plain(node["meta"], f"{where}.meta", bad)
+            raise bad(f"nodes[{index}].energy is not a float")
+        if not _is_int(size) or size < 8:
+            raise bad(f"nodes[{index}].bytes is not a file size")
+        if type(node["header"]) is not bytes or len(node["header"]) != digest_size:
+            raise bad(f"nodes[{index}].header is not a {checksum} digest")
+        if type(node["meta"]) is not dict:
+            raise bad(f"nodes[{index}].meta is not a map")
+        check_plain(node["meta"], f"nodes[{index}].meta", bad)
         tensors = node["tensors"]
-        if not isinstance(tensors, list):
-            raise bad(f"{where}.tensors is not a list")
-        keys = set()
+        if type(tensors) is not list:
+            raise bad(f"nodes[{index}].tensors is not a list")
+        keys: set[str] = set()
         for t_index, entry in enumerate(tensors):
-            t_where = f"{where}.tensors[{t_index}]"
-            if not (isinstance(entry, list) and len(entry) == 6):
-                raise bad(f"{t_where}: malformed tensor entry")
+            if type(entry) is not list or len(entry) != 6:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: malformed tensor entry")
             key, code, shape, start, end, digest = entry
-            if not isinstance(key, str) or key in keys:
-                raise bad(f"{t_where}: tensor key missing or duplicated")
+            if type(key) is not str or key in keys:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: tensor key missing or duplicated")
             keys.add(key)
-            if not isinstance(code, str) or code not in DTYPES:
-                raise bad(f"{t_where}: unknown dtype {str(code)[:20]!r}")
-            if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-                    or not all(_is_int(d) and d >= 0 for d in shape)):
-                raise bad(f"{t_where}: invalid shape")
-            if not (_is_int(start) and _is_int(end) and 0 <= start <= end <= node["bytes"]):
-                raise bad(f"{t_where}: invalid byte range")
-            if math.prod(shape) * ITEMSIZE[code] != end - start:
-                raise bad(f"{t_where}: shape and dtype need {math.prod(shape) * ITEMSIZE[code]} bytes, "
+            itemsize = ITEMSIZE.get(code) if type(code) is str else None  # ITEMSIZE has every dtype code
+            if itemsize is None:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: unknown dtype {str(code)[:20]!r}")
+            if type(shape) is not list or len(shape) > MAX_NDIM:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: invalid shape")
+            count = 1
+            for dim in shape:
+                if type(dim) is not int or dim < 0:
+                    raise bad(f"nodes[{index}].tensors[{t_index}]: invalid shape")
+                count *= dim  # exact integers: no overflow
+            if type(start) is not int or type(end) is not int or not 0 <= start <= end <= size:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: invalid byte range")
+            if count * itemsize != end - start:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: shape and dtype need {count * itemsize} bytes, "
                           f"the range holds {end - start}")
-            if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZE[checksum]:
-                raise bad(f"{t_where}: checksum is not a {checksum} digest")
+            if type(digest) is not bytes or len(digest) != digest_size:
+                raise bad(f"nodes[{index}].tensors[{t_index}]: checksum is not a {checksum} digest")
 
 
 def validate_session_file(path: Path, data: Any) -> dict[str, Any]:

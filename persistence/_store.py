@@ -3,7 +3,7 @@
 Layout of a store root::
 
     ROOT/<session id>/session.msgpack            created by create(): id, created time
-    ROOT/<session id>/.lock                      writer lock (fcntl, via filelock)
+    ROOT/<session id>/.lock                      writer lock (flock)
     ROOT/<session id>/ckpt-00000007/manifest.msgpack
     ROOT/<session id>/ckpt-00000007/n000.safetensors   one file per node (plugin state)
 
@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import filelock
 import msgpack
 import safetensors
 import torch
@@ -50,15 +49,13 @@ from ._format import (
     write_all,
     write_tensor_file,
 )
-from ._fsutil import SyncBatch, being_removed, fsync_dir, remove_later, token, write_atomic
+from ._fsutil import FileLock, SyncBatch, being_removed, fsync_dir, remove_later, token, write_atomic
 from ._lazy import LazyTensors
 from ._rng import check_rng_state
 from ._snapshot import CheckpointInfo, NodeInfo, PluginSnapshot, SessionInfo, SessionSnapshot
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_CKPT = re.compile(r"ckpt-(\d{8,12})")
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_O_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _LEFTOVER = (".tmp-", ".del-")
 SESSIONS_ENV = "SAGE_HOME"
 
@@ -100,7 +97,7 @@ class SessionStore:
         self.checksum = checksum
         self.lock_timeout = lock_timeout
         self.max_manifest_bytes = max_manifest_bytes
-        self._locks: dict[str, filelock.BaseFileLock] = {}
+        self._locks: dict[str, FileLock] = {}
 
     def __repr__(self) -> str:
         return f"SessionStore({str(self.root)!r}, keep={self.keep})"
@@ -108,10 +105,14 @@ class SessionStore:
     # -- paths ------------------------------------------------------------------------------------
     def path(self, session_id: str) -> Path:
         """The directory of ``session_id`` (validated: no path separators, no leading dot)."""
+        return self.root / self._check_id(session_id)
+
+    @staticmethod
+    def _check_id(session_id: str) -> str:
         if not isinstance(session_id, str) or not _ID.fullmatch(session_id):
             raise SessionNotFoundError(f"invalid session id {session_id!r:.80}: use 1-128 letters, digits, "
                                        "'.', '_' or '-', starting with a letter or digit")
-        return self.root / session_id
+        return session_id
 
     def _existing(self, session_id: str) -> Path:
         path = self.path(session_id)
@@ -123,13 +124,15 @@ class SessionStore:
         return isinstance(session_id, str) and bool(_ID.fullmatch(session_id)) and (self.root / session_id).is_dir()
 
     @staticmethod
-    def _numbers(path: Path, names: list[str] | None = None) -> list[int]:
+    def _numbers(path: str | Path, names: list[str] | None = None) -> list[int]:
         if names is None:
             try:
                 names = os.listdir(path)
             except FileNotFoundError:
                 return []
-        return sorted(int(name[5:]) for name in names if name.startswith("ckpt-") and _CKPT.fullmatch(name))
+        # ckpt-(\d{8,12}), spelled out: this runs on every load
+        return sorted([int(name[5:]) for name in names
+                       if name.startswith("ckpt-") and 13 <= len(name) <= 17 and name[5:].isdecimal()])
 
     def checkpoints(self, session_id: str) -> list[int]:
         """Numbers of the session's checkpoints, oldest first."""
@@ -145,10 +148,8 @@ class SessionStore:
         path = self._existing(session_id)
         lock = self._locks.get(session_id)
         if lock is None:
-            lock = self._locks[session_id] = filelock.FileLock(str(path / ".lock"))
-        try:
-            lock.acquire(timeout=self.lock_timeout)
-        except filelock.Timeout:
+            lock = self._locks[session_id] = FileLock(str(path / ".lock"))
+        if not lock.acquire(timeout=self.lock_timeout):
             raise SessionLockedError(f"session {session_id!r} is being written by another process or thread "
                                      f"(lock {path / '.lock'} held); wait for it or stop it") from None
         try:
@@ -211,7 +212,7 @@ class SessionStore:
                         os.close(fd)
                         raise
                     syncs.add(fd)
-                    syncs.add(os.open(tmp, _O_DIRECTORY))
+                    fsync_dir(tmp)  # here, while the pool flushes the files
                 os.rename(tmp, path / f"ckpt-{number:08d}")
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -311,37 +312,43 @@ class SessionStore:
              verify: Literal["lazy", "full"] = "lazy", fallback: bool = True) -> SessionSnapshot:
         """Open a checkpoint (the newest loadable one by default) as a :class:`SessionSnapshot`.
 
-        Opening reads and verifies the manifest and the tensor file headers; tensors are
-        memory-mapped and each is read and checksum-verified when first touched
-        (``verify="full"`` verifies everything now). With ``fallback`` (default) an unreadable
-        newest checkpoint is skipped with a :class:`CheckpointSkippedWarning`; a checkpoint from
-        a newer schema is never skipped. Bad files raise :class:`SessionCorruptError`.
+        Opening reads and verifies the manifest and checks that every tensor file is there
+        with the recorded size; a node's tensor file is memory-mapped, and its header verified,
+        when one of its tensors is first touched, and each tensor is read and checksum-verified
+        when first touched (``verify="full"`` verifies everything now). With ``fallback``
+        (default) an unreadable newest checkpoint is skipped with a
+        :class:`CheckpointSkippedWarning`; a checkpoint from a newer schema is never skipped.
+        Bad files raise :class:`SessionCorruptError`.
         """
         if verify not in ("lazy", "full"):
             raise ValueError(f"verify must be 'lazy' or 'full', got {verify!r}")
-        path = self._existing(session_id)
+        path = f"{self.root}{os.sep}{self._check_id(session_id)}"  # strings: this path is hot
+        try:
+            names = os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise SessionNotFoundError(f"no session {session_id!r} in {self.root}") from None
         if checkpoint is not None:
             if type(checkpoint) is not int or checkpoint < 1:
                 raise SessionNotFoundError(f"invalid checkpoint number {checkpoint!r}")
-            target = path / f"ckpt-{checkpoint:08d}"
-            if not target.is_dir():
+            target = f"{path}{os.sep}ckpt-{checkpoint:08d}"
+            if not os.path.isdir(target):
                 raise SessionNotFoundError(f"session {session_id!r} has no checkpoint {checkpoint} "
                                            f"(it has {self._numbers(path) or 'none'})")
             return self._open(target, checkpoint, verify)
-        for _attempt in range(3):  # a concurrent writer may prune what we listed
-            numbers = self._numbers(path)
+        for attempt in range(3):  # a concurrent writer may prune what we listed
+            numbers = self._numbers(path, names if attempt == 0 else None)
             if not numbers:
                 raise SessionNotFoundError(f"session {session_id!r} has no checkpoint yet")
             first: SessionCorruptError | None = None
             vanished = False
             for number in reversed(numbers):
-                target = path / f"ckpt-{number:08d}"
+                target = f"{path}{os.sep}ckpt-{number:08d}"
                 try:
                     snapshot = self._open(target, number, verify)
                 except SessionVersionError:
                     raise
                 except SessionCorruptError as exc:
-                    if not target.exists():
+                    if not os.path.exists(target):
                         vanished = True
                         break
                     if not fallback:
@@ -367,8 +374,8 @@ class SessionStore:
         self.load(session_id, number, verify="full")
         return number
 
-    def _open(self, target: Path, number: int, verify: str) -> SessionSnapshot:
-        manifest_path = target / _manifest.FILE_NAME
+    def _open(self, target: str, number: int, verify: str) -> SessionSnapshot:
+        manifest_path = f"{target}{os.sep}{_manifest.FILE_NAME}"
         body = _manifest.load(manifest_path, self.max_manifest_bytes)
         if body["checkpoint"] != number:
             raise SessionCorruptError(manifest_path, f"manifest is of checkpoint {body['checkpoint']}, "
@@ -379,7 +386,7 @@ class SessionStore:
             # Opening checks that each file is there, regular and of the recorded size (so a
             # missing or truncated file makes ``load`` fall back); its header and data are
             # verified against the manifest when first touched (see LazyTensors).
-            file_path = target / node["file"]
+            file_path = f"{target}{os.sep}{node['file']}"  # a validated name: n000.safetensors
             tensors = LazyTensors(file_path, file_identity(file_path, node["bytes"]), digest, node["header"],
                                   node["name"] + "/", node["tensors"])
             if verify == "full":

@@ -131,3 +131,21 @@ def make_plugin(name: str) -> IRPPlugin:
     if name == "global-walk":
         return GlobalRandomWalk()
     raise KeyError(name)
+
+
+def fixed_snapshot(n: int) -> SessionSnapshot:
+    """Like :func:`numbered_snapshot`, but no tensor depends on a random generator's algorithm,
+    so that files written from it can be kept in the repository (``data/legacy-schema1``)."""
+    a = PluginSnapshot("toy", "1.0.0", 1, {
+        "x": torch.arange(24, dtype=torch.float32).reshape(4, 6) * n / 7,
+        "carry/h": (torch.arange(15, dtype=torch.float32) - n).reshape(3, 5).to(torch.bfloat16),
+        "carry/mask": torch.arange(7) % (n + 1) == 0,
+    }, {"step": n, "energy": 1.0 / (n + 1), "nested": {"list": [n, "s", b"b", None, 2.5], "flag": True}})
+    b = PluginSnapshot("other", "2", 1, {"count": torch.arange(n, dtype=torch.int64),
+                                         "scalar": torch.tensor(float(n), dtype=torch.float64)}, {"step": 2 * n})
+    random.seed(n)
+    np.random.seed(n)
+    from persistence import capture_rng_state
+
+    rng = {key: value for key, value in capture_rng_state().items() if key != "torch"}  # python and numpy: stable
+    return SessionSnapshot({"a": a, "b": b}, {"round": n, "trust": [0.5, n]}, rng)
