@@ -55,6 +55,9 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+import msgpack  # noqa: E402
 import torch  # noqa: E402
 
 from persistence import PluginSnapshot, SessionSnapshot, SessionStore, capture_rng_state  # noqa: E402
@@ -83,6 +86,53 @@ def raw_write(tensors: dict[str, torch.Tensor], path: Path) -> float:
     return time.perf_counter() - t0
 
 
+_POOL = ThreadPoolExecutor(max_workers=2)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def protocol_floor(tensors: dict[str, torch.Tensor], manifest: bytes, directory: Path, i: int) -> float:
+    """The least any crash-safe checkpoint of these bytes costs: write them (as raw does) and a
+    manifest-sized second file into a new directory, fsync both files and the directory (at
+    once), rename the directory into place, fsync its parent. No checksums, no validation."""
+    tmp, final = directory / f".floor-tmp-{i}", directory / f"floor-{i}"
+    t0 = time.perf_counter()
+    tmp.mkdir()
+    with open(tmp / "data", "wb") as handle:
+        for tensor in tensors.values():
+            tensor.numpy().tofile(handle) if tensor.dtype != torch.bfloat16 else tensor.view(torch.int16).numpy().tofile(handle)
+    with open(tmp / "manifest", "wb") as handle:
+        handle.write(manifest)
+    syncs = [_POOL.submit(_fsync, tmp / "data"), _POOL.submit(_fsync, tmp / "manifest")]
+    _fsync(tmp)
+    for future in syncs:
+        future.result()
+    os.rename(tmp, final)
+    _fsync(directory)
+    return time.perf_counter() - t0
+
+
+def open_floor(session: Path, manifest: Path, tensor_file: Path) -> float:
+    """The least opening a checkpoint costs: list the session directory (which checkpoint is
+    newest), read and decode the manifest, stat the tensor file. No checksum, no validation."""
+    t0 = time.perf_counter()
+    os.listdir(session)
+    fd = os.open(manifest, os.O_RDONLY)
+    try:
+        data = os.read(fd, os.fstat(fd).st_size + 1)
+    finally:
+        os.close(fd)
+    msgpack.unpackb(msgpack.unpackb(data)["body"])
+    os.stat(tensor_file)
+    return time.perf_counter() - t0
+
+
 def touch(tensors) -> int:
     """Read every page of every tensor (one byte per 4 KiB page; the store's lookup itself
     reads and checksums every byte)."""
@@ -103,7 +153,9 @@ def bench(megabytes: float, repeats: int, checksum: str | None, directory: Path)
                                {"budget": 100.0}, capture_rng_state())
     pt = directory / "state.pt"
     raw, ckpt, save, opens, loads, open_touch, load_touch = [], [], [], [], [], [], []
+    floor, floor_open = [], []
     order = random.Random(0)
+    manifest_bytes = 0
 
     def do_raw(i: int) -> None:
         raw.append(raw_write(tensors, directory / f"raw-{i}.bin"))
@@ -116,6 +168,11 @@ def bench(megabytes: float, repeats: int, checksum: str | None, directory: Path)
         ckpt.append(time.perf_counter() - t0)
         wait_for_removals()  # the pruned checkpoint, removed in the background: untimed, as raw's unlink
 
+    def do_floor(i: int) -> None:
+        floor.append(protocol_floor(tensors, b"m" * max(manifest_bytes, 1), directory, i))
+        if i >= 1:
+            shutil.rmtree(directory / f"floor-{i - 1}")
+
     def do_save(i: int) -> None:
         t0 = time.perf_counter()
         with open(pt, "wb") as handle:
@@ -124,8 +181,11 @@ def bench(megabytes: float, repeats: int, checksum: str | None, directory: Path)
             os.fsync(handle.fileno())
         save.append(time.perf_counter() - t0)
 
+    store.checkpoint(sid, snapshot)  # untimed: the manifest's size, for the floor
+    wait_for_removals()
+    manifest_bytes = (store.path(sid) / f"ckpt-{store.checkpoints(sid)[-1]:08d}" / "manifest.msgpack").stat().st_size
     for i in range(repeats):  # interleaved in a shuffled order: no method always goes first
-        steps = [do_raw, do_ckpt, do_save]
+        steps = [do_raw, do_ckpt, do_save, do_floor]
         order.shuffle(steps)
         for step in steps:
             step(i)
@@ -148,15 +208,20 @@ def bench(megabytes: float, repeats: int, checksum: str | None, directory: Path)
         touch(state)
         load_touch.append(time.perf_counter() - t0)
         del state
+    target = store.path(sid) / f"ckpt-{store.checkpoints(sid)[-1]:08d}"
+    for _ in range(repeats):  # the open floor, in the state an open above starts from (after load + touch)
+        touch(torch.load(pt, weights_only=True))
+        floor_open.append(open_floor(store.path(sid), target / "manifest.msgpack", target / "n000.safetensors"))
     med = statistics.median
     return {"MB": nbytes / 2**20, "raw": med(raw), "ckpt": med(ckpt), "save": med(save), "open": med(opens),
-            "load": med(loads), "open_touch": med(open_touch), "load_touch": med(load_touch)}
+            "load": med(loads), "open_touch": med(open_touch), "load_touch": med(load_touch),
+            "floor": med(floor), "floor_open": med(floor_open)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,50,500", help="state sizes in MB, comma separated")
-    parser.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 15 / 5 / 3 by size)")
+    parser.add_argument("--repeats", type=int, default=0, help="repeats per size (default: 21 / 9 / 5 by size)")
     parser.add_argument("--checksum", default=None, choices=sorted(CHECKSUMS),
                         help=f"checksum algorithm (default: the store's, here {DEFAULT_CHECKSUM})")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir in .)")
@@ -185,6 +250,16 @@ def main() -> None:
               f"{ms(r['open'])} {ms(r['load'])} {r['load'] / r['open']:7.0f}x | "
               f"{ms(r['open_touch'])} {ms(r['load_touch'])} {r['open_touch'] / r['load_touch']:6.2f}")
     print("targets: checkpoint/raw <= 1.5; open >= 20x faster than torch.load; open+touch/load+touch <= 1.0")
+    print()
+    print("floors, same run: 'ckpt floor' writes the same bytes plus a manifest-sized file with only the steps")
+    print("crash safety needs (fsync files + directory, rename, fsync parent; no checksum, no validation);")
+    print("'open floor' lists the session, reads and decodes the manifest and stats the tensor file (after a")
+    print("torch.load + touch, as the opens above). A ratio below a floor's is out of reach for any implementation.")
+    print(f"{'state':>8} | {'ckpt floor':>10} {'floor/raw':>9} {'ckpt/floor':>10} | {'open floor':>10} "
+          f"{'t.load/floor':>12} {'open/floor':>10}")
+    for r in rows:
+        print(f"{r['MB']:6.0f}MB | {ms(r['floor']):>10} {r['floor'] / r['raw']:9.2f} {r['ckpt'] / r['floor']:10.2f} | "
+              f"{ms(r['floor_open']):>10} {r['load'] / r['floor_open']:11.0f}x {r['open'] / r['floor_open']:10.2f}")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ class SessionStore:
         self.lock_timeout = lock_timeout
         self.max_manifest_bytes = max_manifest_bytes
         self._locks: dict[str, FileLock] = {}
+        self._created_cache: dict[str, tuple[tuple[Any, ...], float]] = {}
 
     def __repr__(self) -> str:
         return f"SessionStore({str(self.root)!r}, keep={self.keep})"
@@ -218,7 +219,8 @@ class SessionStore:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             fsync_dir(path)
-            self._prune(path, [*numbers, number])
+            doomed = self._prune(path, [*numbers, number])
+        remove_later(doomed)  # after the lock is released: the caller goes on while it runs
         return number
 
     def _prepare(self, snapshot: SessionSnapshot) -> list[tuple[str, PluginSnapshot, list[Any]]]:
@@ -274,12 +276,23 @@ class SessionStore:
         }
 
     def _created(self, path: Path) -> float:
+        """The session's creation time, from its record (read again only when the record changed)."""
+        record = path / _manifest.SESSION_FILE
         try:
-            data = _manifest.unpack_limited(path / _manifest.SESSION_FILE,
-                                            _manifest.read_limited(path / _manifest.SESSION_FILE, 1 << 16))
-            return float(_manifest.validate_session_file(path / _manifest.SESSION_FILE, data)["created"])
+            info = os.stat(record)
+            key = (str(record), info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns)
+        except OSError:
+            key = None
+        if key is not None and self._created_cache.get(key[0], (None,))[0] == key:
+            return self._created_cache[key[0]][1]
+        try:
+            data = _manifest.unpack_limited(record, _manifest.read_limited(record, 1 << 16))
+            created = float(_manifest.validate_session_file(record, data)["created"])
         except SessionCorruptError:
             return float(path.stat().st_mtime)
+        if key is not None:
+            self._created_cache[key[0]] = (key, created)
+        return created
 
     @staticmethod
     def _sweep(path: Path, names: list[str]) -> None:
@@ -294,10 +307,11 @@ class SessionStore:
                 else:
                     target.unlink(missing_ok=True)
 
-    def _prune(self, path: Path, numbers: list[int]) -> None:
-        """Rename the checkpoints beyond ``keep`` out of sight, then remove them in the background
-        (removing a large file takes long). No fsync: if a crash forgets these renames, the old
-        checkpoints are pruned next time; if it interrupts the removal, the next sweep finishes it."""
+    def _prune(self, path: Path, numbers: list[int]) -> list[Path]:
+        """Rename the checkpoints beyond ``keep`` out of sight; returns them, for the caller to
+        remove in the background (removing a large file takes long). No fsync: if a crash
+        forgets these renames, the old checkpoints are pruned next time; if it interrupts the
+        removal, the next sweep finishes it."""
         old = sorted(numbers)[:-self.keep]
         doomed = []
         for number in old:
@@ -305,7 +319,7 @@ class SessionStore:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(path / f"ckpt-{number:08d}", target)
                 doomed.append(target)
-        remove_later(doomed)
+        return doomed
 
     # -- load ---------------------------------------------------------------------------------------
     def load(self, session_id: str, checkpoint: int | None = None, *,
