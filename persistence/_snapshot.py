@@ -11,7 +11,7 @@ import torch
 
 
 def _is_mapping(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # dict first: loads build many
         raise TypeError(f"{attribute.name} must be a mapping, got {type(value).__name__}")
 
 
