@@ -38,15 +38,19 @@ class HRMConfig:
     class_weights: tuple[float, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(lambda v: tuple(float(a) for a in v)))
 
+    #: > 0: grid cells attend only to cells within this Chebyshev distance on the square grid
+    #: (plus the prefix); 0 = full attention (the reference)
+    attn_window: int = 0
+
     def __attrs_post_init__(self) -> None:
         if self.class_weights is not None and (len(self.class_weights) != self.n_classes
                                                or min(self.class_weights) < 0 or max(self.class_weights) <= 0):
             raise ValueError(f"class_weights must be {self.n_classes} non-negative weights, not all 0: {self.class_weights}")
-        if self.pos_encoding == "rope2d":
+        if self.pos_encoding == "rope2d" or self.attn_window > 0:
             side = int(round(self.seq_len ** 0.5))
             if side * side != self.seq_len:
-                raise ValueError(f"pos_encoding 'rope2d' needs a square grid, seq_len is {self.seq_len}")
-            if (self.hidden // self.heads) % 4:
+                raise ValueError(f"pos_encoding 'rope2d' and attn_window need a square grid, seq_len is {self.seq_len}")
+            if self.pos_encoding == "rope2d" and (self.hidden // self.heads) % 4:
                 raise ValueError("pos_encoding 'rope2d' needs a head dimension divisible by 4")
 
     @property

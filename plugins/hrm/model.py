@@ -58,12 +58,13 @@ class Attention(nn.Module):
         self.qkv = Linear(cfg.hidden, 3 * cfg.hidden)
         self.out = Linear(cfg.hidden, cfg.hidden)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         B, S, _ = x.shape
         q, k, v = self.qkv(x).view(B, S, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
         return self.out(y.transpose(1, 2).reshape(B, S, -1))
 
 
@@ -88,8 +89,9 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.mlp = SwiGLU(cfg)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = rms_norm(x + self.attn(x, cos, sin), self.eps)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = rms_norm(x + self.attn(x, cos, sin, mask), self.eps)
         return rms_norm(x + self.mlp(x), self.eps)
 
 
@@ -100,10 +102,11 @@ class ReasoningModule(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(Block(cfg) for _ in range(layers))
 
-    def forward(self, h: torch.Tensor, injection: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, injection: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         h = h + injection
         for layer in self.layers:
-            h = layer(h, cos, sin)
+            h = layer(h, cos, sin, mask)
         return h
 
 
@@ -131,6 +134,18 @@ def rope_angles(cfg: HRMConfig) -> torch.Tensor:
     return torch.cat((freqs, freqs), dim=-1)
 
 
+def local_attention_mask(cfg: HRMConfig) -> torch.Tensor:
+    """(total_len, total_len) bool, True = may attend: grid cells see the cells within
+    Chebyshev distance ``attn_window`` on the square grid; prefix positions see and are seen by all."""
+    side = int(round(cfg.seq_len ** 0.5))
+    pos = torch.arange(cfg.seq_len)
+    r, c = pos // side, pos % side
+    near = torch.maximum((r[:, None] - r[None]).abs(), (c[:, None] - c[None]).abs()) <= cfg.attn_window
+    m = torch.ones(cfg.total_len, cfg.total_len, dtype=torch.bool)
+    m[cfg.n_prefix:, cfg.n_prefix:] = near
+    return m
+
+
 class HRM(nn.Module):
     def __init__(self, cfg: HRMConfig) -> None:
         super().__init__()
@@ -156,6 +171,7 @@ class HRM(nn.Module):
         emb = rope_angles(cfg)
         self.register_buffer("rope_cos", emb.cos(), persistent=False)
         self.register_buffer("rope_sin", emb.sin(), persistent=False)
+        self.register_buffer("attn_mask", local_attention_mask(cfg) if cfg.attn_window > 0 else None, persistent=False)
 
     # --- carry ------------------------------------------------------------------------
     def initial_carry(self, batch_size: int) -> dict[str, torch.Tensor]:
@@ -193,12 +209,12 @@ class HRM(nn.Module):
                 for l in range(cfg.L_cycles):
                     if h == cfg.H_cycles - 1 and l == cfg.L_cycles - 1:
                         break
-                    z_L = self.L(z_L, z_H + x, cos, sin)
+                    z_L = self.L(z_L, z_H + x, cos, sin, self.attn_mask)
                 if h < cfg.H_cycles - 1:
-                    z_H = self.H(z_H, z_L, cos, sin)
+                    z_H = self.H(z_H, z_L, cos, sin, self.attn_mask)
         # one-step gradient: only the final L and H updates are differentiated
-        z_L = self.L(z_L, z_H + x, cos, sin)
-        z_H = self.H(z_H, z_L, cos, sin)
+        z_L = self.L(z_L, z_H + x, cos, sin, self.attn_mask)
+        z_H = self.H(z_H, z_L, cos, sin, self.attn_mask)
         logits = self.lm_head(z_H[:, cfg.n_prefix:])
         q = self.q_head(z_H[:, 0]).float()
         return {"z_H": z_H.detach(), "z_L": z_L.detach()}, logits, q[:, 0], q[:, 1]
@@ -213,8 +229,8 @@ class HRM(nn.Module):
             ctx = torch.enable_grad() if h == cfg.H_cycles - 1 and torch.is_grad_enabled() else torch.no_grad()
             with ctx:
                 for _ in range(cfg.L_cycles):
-                    z = self.L(z, y + x, cos, sin)
-                y = self.L(y, z, cos, sin)
+                    z = self.L(z, y + x, cos, sin, self.attn_mask)
+                y = self.L(y, z, cos, sin, self.attn_mask)
         logits = self.lm_head(y[:, cfg.n_prefix:])
         q_halt = self.q_head(y[:, 0]).float()[:, 0]
         return {"z_H": y.detach(), "z_L": z.detach()}, logits, q_halt, torch.zeros_like(q_halt)

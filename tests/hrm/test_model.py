@@ -198,3 +198,28 @@ def test_class_weighted_sequence_loss() -> None:
         HRMConfig.for_task("maze11", class_weights=(1.0, 1.0))
     with pytest.raises(ValueError, match="square grid"):
         HRMConfig(seq_len=10, pos_encoding="rope2d")
+
+
+def test_local_attention_window() -> None:
+    from plugins.hrm.model import local_attention_mask
+
+    m = tiny("maze11", attn_window=1, pos_encoding="rope2d").eval()
+    assert "attn_mask" not in m.state_dict()
+    mask = local_attention_mask(m.cfg)
+    assert mask.shape == (122, 122) and mask[0].all() and mask[:, 0].all()
+    assert int(mask[1 + 5 * 11 + 5].sum()) == 1 + 9  # prefix + 3x3 neighbourhood
+    assert not mask[1 + 2 * 11 + 10, 1 + 3 * 11 + 0]  # end of a row is not next to the next row's start
+    # one L pass: a cell's output depends on its neighbourhood (and the prefix) only
+    x = torch.randint(0, 4, (1, 121), generator=torch.Generator().manual_seed(0))
+    x2 = x.clone()
+    x2[0, 10 * 11 + 10] = (x[0, 10 * 11 + 10] + 1) % 4
+    c = m.initial_carry(1)
+    with torch.inference_mode():
+        e1, e2 = m.input_embedding(x), m.input_embedding(x2)
+        a = m.L(c["z_L"], c["z_H"] + e1, m.rope_cos, m.rope_sin, m.attn_mask)
+        b = m.L(c["z_L"], c["z_H"] + e2, m.rope_cos, m.rope_sin, m.attn_mask)
+    changed = (a - b).abs().amax(-1)[0, 1:].view(11, 11) > 1e-6
+    assert changed[10, 10] and changed[9, 9] and not changed[:8].any() and not changed[:, :8].any()
+    _, logits, _, _ = tiny("maze11", attn_window=1).segment(tiny("maze11", attn_window=1).initial_carry(2),
+                                                            {"inputs": x.expand(2, -1)})
+    assert logits.shape == (2, 121, 3)
