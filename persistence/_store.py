@@ -202,8 +202,9 @@ class SessionStore:
             os.mkdir(tmp)
             try:
                 # Every file and the directory durable before the rename that publishes them.
-                # Each file's fsync starts as soon as it is written and they run concurrently
-                # (one journal commit for all, overlapping the checksums and the manifest).
+                # Each file's fsync starts as soon as it is written (overlapping the checksums
+                # and the manifest) and they run concurrently, so the file system can merge
+                # them into one journal commit.
                 with SyncBatch() as syncs:
                     body = self._write_files(tmp, session_id, number, nodes, snapshot, syncs.add)
                     fd = os.open(tmp / _manifest.FILE_NAME, _O_CREATE, 0o666)
