@@ -99,8 +99,8 @@ def run_demo(spec: dict[str, Any], store_root: Path, show: Any) -> tuple[Result,
 
 
 @click.command("demo")
-@click.option("--task", default="sudoku4", show_default=True, help="HRM task whose shipped checkpoint to use.")
-@click.option("--n", "n", type=int, default=3, show_default=True, help="number of held-out puzzles")
+@click.option("--task", default="sudoku6", show_default=True, help="HRM task whose shipped checkpoint to use.")
+@click.option("--n", "n", type=int, default=4, show_default=True, help="number of held-out puzzles")
 @click.option("--mode", type=click.Choice(["bare", "irp"]), default="irp", show_default=True)
 @click.option("--toy", is_flag=True, help="Run the toy-plugin pipeline instead of the HRM.")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
