@@ -77,26 +77,26 @@ class Heavy(IRPPlugin):
         return IRPState(x=0.5 * x, step=state.step + 1)
 
 
-def heavy_pipeline(nodes: int, steps: int) -> Pipeline:
+def heavy_pipeline(nodes: int, steps: int, size: int) -> Pipeline:
     p = Pipeline("heavy")
     for i in range(nodes):
-        p.add_node(f"n{i}", Heavy(), seed=i, halt={"max_steps": steps})
+        p.add_node(f"n{i}", Heavy(size=size), seed=i, halt={"max_steps": steps})
     return p
 
 
-def ray_versus_inline(nodes: int, steps: int) -> None:
+def ray_versus_inline(nodes: int, steps: int, size: int) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     t0 = time.perf_counter()
-    inline = Orchestrator(heavy_pipeline(nodes, steps), scheduler="round_robin").run()
+    inline = Orchestrator(heavy_pipeline(nodes, steps, size), scheduler="round_robin").run()
     t_inline = time.perf_counter() - t0
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              configure_logging=False)
     try:
         from orchestrator import RayBackend
 
-        with Orchestrator(heavy_pipeline(nodes, steps), scheduler="round_robin", backend=RayBackend()) as o:
+        with Orchestrator(heavy_pipeline(nodes, steps, size), scheduler="round_robin", backend=RayBackend()) as o:
             t0 = time.perf_counter()
             o.start()
             t_start = time.perf_counter() - t0
@@ -107,7 +107,8 @@ def ray_versus_inline(nodes: int, steps: int) -> None:
         ray.shutdown()
     same = all(result[n].energies == inline[n].energies for n in inline.nodes)
     total = nodes * steps
-    print(f"CPU-heavy plugin, {nodes} nodes x {steps} steps, 2 workers (ray.init(num_cpus=2)), identical={same}")
+    print(f"CPU-heavy plugin ({size}x{size} matrices), {nodes} nodes x {steps} steps, 2 workers "
+          f"(ray.init(num_cpus=2)), one torch thread each, identical={same}")
     print(f"  inline           : {total / t_inline:8.1f} steps/s  ({t_inline:.2f} s)")
     print(f"  ray (stepping)   : {total / t_ray:8.1f} steps/s  ({t_ray:.2f} s)   speed-up {t_inline / t_ray:.2f}x")
     print(f"  ray actor start  : {t_start:8.2f} s")
@@ -119,12 +120,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--heavy-nodes", type=int, default=4)
     parser.add_argument("--heavy-steps", type=int, default=30)
+    parser.add_argument("--heavy-size", type=int, default=512,
+                        help="matrix size of the CPU-heavy plugin (192: ~2 ms steps, where Ray's per-call cost shows)")
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     many_sessions(args.sessions, args.steps)
     if not args.no_ray:
-        ray_versus_inline(args.heavy_nodes, args.heavy_steps)
+        ray_versus_inline(args.heavy_nodes, args.heavy_steps, args.heavy_size)
 
 
 if __name__ == "__main__":
