@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import msgpack
-from filelock import FileLock
 
 from sage_core import EnergyHistory, trust_metrics
 
@@ -33,6 +31,8 @@ RATE = 0.2
 MIN_TRUST = 0.05
 MAX_TRUST = 1.0
 DEFAULT_TRUST = 0.5
+#: How long merge_into waits for another process's merge (each takes milliseconds).
+LOCK_TIMEOUT_S = 60.0
 _TINY = 1e-12
 
 
@@ -118,32 +118,32 @@ class TrustStore:
         return TrustStore.from_dict(self.to_dict())
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically (temp file, fsync, rename)."""
+        """Write atomically (the session store's temp file, fsync, rename, fsync of the directory)."""
+        from ._persist import write_atomic
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trust-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(msgpack.packb({"schema": 1, "trust": self.to_dict()}))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, msgpack.packb({"schema": 1, "trust": self.to_dict()}))
 
     def merge_into(self, path: str | os.PathLike[str]) -> None:
         """Apply this store's session outcomes to the trust file at ``path`` and write it back,
         under a file lock: sessions finishing at once in several processes each add their
         outcomes instead of the last writer's file replacing the others'. This store then holds
         the merged records."""
+        from ._persist import FileLock
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(f"{path}.lock"):
+        lock = FileLock(f"{path}.lock")
+        if not lock.acquire(timeout=LOCK_TIMEOUT_S):
+            raise TimeoutError(f"{path}.lock: another process held the trust file for {LOCK_TIMEOUT_S:g} s")
+        try:
             merged = TrustStore.load(path)
             for plugin, score, failed in self._pending:
                 merged._apply(plugin, score, failed)
             merged.save(path)
+        finally:
+            lock.release()
         self._records, self._pending = merged._records, []
 
     @classmethod

@@ -17,14 +17,15 @@ from ._errors import (
     SnapshotError,
 )
 from ._lazy import LazyTensors
+from ._fsutil import FileLock, write_atomic
 from ._manifest import SCHEMA
 from ._rng import capture_rng_state, restore_rng_state
 from ._snapshot import CheckpointInfo, NodeInfo, PluginSnapshot, SessionInfo, SessionSnapshot
 from ._store import CheckpointSkippedWarning, SessionStore, default_root
 
 __all__ = [
-    "SCHEMA", "CheckpointInfo", "CheckpointSkippedWarning", "LazyTensors", "NodeInfo", "PluginSnapshot",
+    "SCHEMA", "CheckpointInfo", "CheckpointSkippedWarning", "FileLock", "LazyTensors", "NodeInfo", "PluginSnapshot",
     "SessionCorruptError", "SessionError", "SessionExistsError", "SessionInfo", "SessionLockedError",
     "SessionNotFoundError", "SessionSnapshot", "SessionStore", "SessionVersionError", "SnapshotError",
-    "capture_rng_state", "default_root", "restore_rng_state",
+    "capture_rng_state", "default_root", "restore_rng_state", "write_atomic",
 ]
