@@ -12,6 +12,7 @@ sigmoid of the next segment's max(q_halt, q_continue) (q_halt at the last segmen
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -43,6 +44,8 @@ class TrainArgs:
     decay_iters: int = 0  # > 0: cosine decay of the lr to lr * lr_min_ratio at this iteration
     decay_start: int = 0  # iteration where the cosine decay starts (at least the warmup)
     lr_min_ratio: float = 0.1
+    grad_clip: float = 0.0  # > 0: clip the global gradient norm to this before each step
+    ema: float = 0.0  # > 0: keep an exponential moving average of the weights with this decay; evaluated and shipped
     minutes: float = 60.0  # CPU (process) time of the training steps
     max_iters: int = 10**9
     eval_every: int = 500
@@ -113,6 +116,7 @@ class Trainer:
             [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=args.lr, betas=(0.9, 0.95),
         )
+        self.ema_model = self._make_ema()
         self.x_train, self.y_train = load_or_make_data(args.task, args.n_train, args.seed, self.out / "data")
         self.x_eval, self.y_eval = load_or_make_data(args.task, args.eval_n, EVAL_SEED + 1, self.out / "data", "test")
         self.np_rng = np.random.default_rng([args.seed, 1])
@@ -130,6 +134,26 @@ class Trainer:
         self.best: tuple[float, float] | None = None  # (exact, -mean segments) of RUN/best
         self._resume()
 
+    def _make_ema(self) -> HRM | None:
+        if not self.args.ema:
+            return None
+        ema = copy.deepcopy(self.model)
+        ema.requires_grad_(False)
+        return ema
+
+    @property
+    def eval_model(self) -> HRM:
+        """The weights that are evaluated and saved as `best`: the EMA if kept, else the live model."""
+        return self.ema_model if self.ema_model is not None else self.model
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema_model is None:
+            return
+        live = dict(self.model.named_parameters())
+        for name, p in self.ema_model.named_parameters():
+            p.lerp_(live[name], 1.0 - self.args.ema)
+
     # --- persistence ------------------------------------------------------------------
     def _resume(self) -> None:
         st = ckpt.load_train_state(self.out)
@@ -140,6 +164,8 @@ class Trainer:
         if model.cfg != self.cfg:
             raise ValueError(f"{self.out}: checkpoint config {model.cfg} differs from requested {self.cfg}")
         self.model.load_state_dict(model.state_dict())
+        if self.ema_model is not None:
+            self.ema_model.load_state_dict(ckpt.load_pretrained(self.out / "ema").state_dict())
         ckpt.optimizer_from_flat(self.opt, tensors, meta["opt"])
         self.carry = {"z_H": tensors["slot.z_H"], "z_L": tensors["slot.z_L"]}
         self.inputs, self.labels = tensors["slot.inputs"], tensors["slot.labels"]
@@ -152,6 +178,8 @@ class Trainer:
 
     def save(self) -> None:
         ckpt.save_model(self.model, self.out / "last", extra={"it": self.it, "elapsed_s": self.elapsed})
+        if self.ema_model is not None:
+            ckpt.save_model(self.ema_model, self.out / "ema", extra={"it": self.it, "elapsed_s": self.elapsed})
         opt_t, opt_m = ckpt.optimizer_to_flat(self.opt)
         tensors = {
             **opt_t,
@@ -220,7 +248,10 @@ class Trainer:
             g["lr"] = self.lr_at(self.it)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.args.grad_clip)
         self.opt.step()
+        self._update_ema()
         self.carry = new_carry
         n_done = int(halted.sum())
         self.puzzles_done += n_done
@@ -235,15 +266,16 @@ class Trainer:
         return stats
 
     def evaluate(self) -> dict[str, Any]:
-        self.model.eval()
-        r = evaluate_bare(self.model, self.task, self.x_eval, self.y_eval)
+        model = self.eval_model
+        model.eval()
+        r = evaluate_bare(model, self.task, self.x_eval, self.y_eval)
         r.update(it=self.it, minutes=self.elapsed / 60, puzzles_seen=self.puzzles_done)
         with open(self.out / "curve.jsonl", "a") as f:
             f.write(json.dumps(r) + "\n")
         score = (r["exact_bare"], -r["mean_segments"])
         if self.best is None or score > self.best:  # model selection on the validation split
             self.best = score
-            ckpt.save_model(self.model, self.out / "best", extra={"it": self.it, "elapsed_s": self.elapsed,
+            ckpt.save_model(model, self.out / "best", extra={"it": self.it, "elapsed_s": self.elapsed,
                                                                   "val_exact": r["exact_bare"]})
         return r
 
@@ -253,7 +285,7 @@ class Trainer:
         args = self.args
         budget = args.minutes * 60
         last_ckpt = time.perf_counter()
-        ema: dict[str, float] = {}
+        smooth: dict[str, float] = {}
         result: dict[str, Any] = {}
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                       TimeElapsedColumn(), disable=not progress) as bar:
@@ -264,9 +296,9 @@ class Trainer:
                 self.elapsed += time.process_time() - t0
                 for k, v in s.items():
                     if not math.isnan(v):
-                        ema[k] = v if k not in ema else 0.98 * ema[k] + 0.02 * v
-                info = (f"it {self.it} loss {ema.get('loss', 0):.3f} exact {ema.get('acc_halted', 0):.3f} "
-                        f"seg {ema.get('seg_halted', 0):.2f} cell {ema.get('cell_acc', 0):.3f}")
+                        smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
+                info = (f"it {self.it} loss {smooth.get('loss', 0):.3f} exact {smooth.get('acc_halted', 0):.3f} "
+                        f"seg {smooth.get('seg_halted', 0):.2f} cell {smooth.get('cell_acc', 0):.3f}")
                 bar.update(tid, completed=min(self.elapsed, budget), info=info)
                 if self.it % 50 == 0 and not progress:
                     self.log(info + f" t {self.elapsed / 60:.1f}m")
@@ -298,11 +330,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--decay-iters", type=int, default=None)
     ap.add_argument("--decay-start", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--grad-clip", type=float, default=None)
+    ap.add_argument("--ema", type=float, default=None)
     ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr, "max_iters": a.max_iters,
-                            "decay_iters": a.decay_iters, "decay_start": a.decay_start}.items() if v is not None}
+                            "decay_iters": a.decay_iters, "decay_start": a.decay_start,
+                            "grad_clip": a.grad_clip, "ema": a.ema}.items() if v is not None}
     args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
                   eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)

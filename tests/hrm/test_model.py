@@ -118,25 +118,50 @@ def test_checkpoint_round_trip(tmp_path) -> None:
         ckpt.load_pretrained(tmp_path / "missing")
 
 
-def _train(out, iters: int) -> Trainer:
+def _train(out, iters: int, **kw) -> Trainer:
     args = recipe("sudoku4", out=str(out), seed=3, n_train=64, batch_size=8, eval_n=8, max_iters=iters,
-                  eval_every=10**9, ckpt_every_s=10**9, model=TINY)
+                  eval_every=10**9, ckpt_every_s=10**9, model=TINY, **kw)
     t = Trainer(args, log=lambda s: None)
     t.run(progress=False)
     return t
 
 
-def test_training_resume_is_deterministic(tmp_path) -> None:
-    full = _train(tmp_path / "a", 12)
-    _train(tmp_path / "b", 6)
-    resumed = _train(tmp_path / "b", 12)  # picks up at iteration 6
+@pytest.mark.parametrize("kw", [{}, {"ema": 0.9, "grad_clip": 0.5}], ids=["plain", "ema-clip"])
+def test_training_resume_is_deterministic(tmp_path, kw) -> None:
+    full = _train(tmp_path / "a", 12, **kw)
+    _train(tmp_path / "b", 6, **kw)
+    resumed = _train(tmp_path / "b", 12, **kw)  # picks up at iteration 6
     assert resumed.it == full.it == 12
     for k, v in full.model.state_dict().items():
         assert torch.equal(v, resumed.model.state_dict()[k]), k
+    for k, v in full.eval_model.state_dict().items():
+        assert torch.equal(v, resumed.eval_model.state_dict()[k]), k
     assert torch.equal(full.inputs, resumed.inputs) and torch.equal(full.steps, resumed.steps)
     assert (tmp_path / "b" / "last" / "model.safetensors").is_file()
     lines = (tmp_path / "b" / "curve.jsonl").read_text().splitlines()
     assert len(lines) == 2 and "exact_bare" in json.loads(lines[-1])
+
+
+def test_ema_weights_are_evaluated_and_shipped_as_best(tmp_path) -> None:
+    t = _train(tmp_path, 5, ema=0.5)
+    live, ema = t.model.state_dict(), t.ema_model.state_dict()
+    assert t.eval_model is t.ema_model
+    assert any(not torch.equal(live[k], ema[k]) for k in live)  # an average, not a copy
+    best = ckpt.load_pretrained(tmp_path / "best").state_dict()
+    assert all(torch.equal(best[k], ema[k]) for k in ema)  # evaluated at the end: the EMA was saved
+    # decay 0: the EMA is the live model after every step
+    t0 = _train(tmp_path / "zero", 3, ema=1e-12)
+    assert all(torch.allclose(v, t0.ema_model.state_dict()[k]) for k, v in t0.model.state_dict().items())
+
+
+def test_grad_clip_bounds_the_update(tmp_path) -> None:
+    """Clipping to a norm far below Adam's eps makes the first update tiny; unclipped, the
+    same step moves the weights much further (Adam alone would normalise the scale away)."""
+    start = _train(tmp_path / "s", 0).model.state_dict()
+    clipped = _train(tmp_path / "c", 1, grad_clip=1e-6).model.state_dict()
+    free = _train(tmp_path / "f", 1).model.state_dict()
+    move = lambda sd: sum(float((sd[k] - start[k]).abs().sum()) for k in start)  # noqa: E731
+    assert 0 < move(clipped) < move(free)
 
 
 @pytest.mark.parametrize("pos", ["rope2d", "learned"])
