@@ -65,20 +65,25 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 @click.option("--model", "model_json", default=None, help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
 @click.option("--n-train", type=int, default=None, help="training puzzles (default: the task's recipe)")
 @click.option("--max-iters", type=int, default=None, help="stop at this iteration (exact reproduction)")
+@click.option("--lr", type=float, default=None, help="peak learning rate (default: the task's recipe)")
 @click.option("--decay-iters", type=int, default=None, help="cosine lr decay ends at this iteration (0 = constant)")
 @click.option("--decay-start", type=int, default=None, help="cosine lr decay starts at this iteration")
 @click.option("--eval-every", type=int, default=None, help="validation eval (and best-checkpoint selection) period, iterations [500]")
 @click.option("--eval-n", type=int, default=None, help="validation puzzles (seed 9002, never the test seed) [256]")
+@click.option("--grad-clip", type=float, default=None, help="clip the gradient norm to this (0 = off)")
+@click.option("--ema", type=float, default=None, help="decay of an EMA of the weights, evaluated and shipped (0 = off)")
 @click.option("--no-progress", is_flag=True, help="log lines instead of a progress bar")
 def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None,
               n_train: int | None, max_iters: int | None, decay_iters: int | None,
               decay_start: int | None, no_progress: bool, eval_every: int | None = None,
-              eval_n: int | None = None) -> None:
+              eval_n: int | None = None, lr: float | None = None, grad_clip: float | None = None,
+              ema: float | None = None) -> None:
     """Train an HRM from scratch (or resume the run in OUT); --minutes counts CPU time."""
     from .train import Trainer, recipe
 
     kw = {k: v for k, v in {"n_train": n_train, "max_iters": max_iters, "decay_iters": decay_iters,
-                                "decay_start": decay_start, "eval_every": eval_every, "eval_n": eval_n}.items()
+                                "decay_start": decay_start, "eval_every": eval_every, "eval_n": eval_n,
+                                "lr": lr, "grad_clip": grad_clip, "ema": ema}.items()
           if v is not None}
     args = recipe(task, out=out, seed=seed, minutes=minutes,
                   model=json.loads(model_json) if model_json else None, **kw)

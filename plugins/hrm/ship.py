@@ -15,6 +15,7 @@ import json
 import platform
 from pathlib import Path
 
+import attrs
 import msgpack
 import torch
 
@@ -52,16 +53,15 @@ def main(argv: list[str] | None = None) -> None:
                                    "exact_bare": r["exact_bare"], "exact_irp": r["exact_irp"]})
     curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()] if (run / "curve.jsonl").exists() else []
     cfg = model.cfg.to_dict()
-    from .train import RECIPES as _R
-
-    rec_model = _R[model.cfg.task]["model"]
-    n_params = sum(p.numel() for p in model.parameters())
-    overrides = {k: v for k, v in args["model"].items() if rec_model.get(k) != v}
-    from .train import RECIPES
+    from .train import RECIPES, TrainArgs
 
     rec = RECIPES[model.cfg.task]
-    extra_opts = "".join(f" --{k.replace('_', '-')} {args[k]}" for k in ("n_train", "decay_start", "decay_iters")
-                         if args.get(k, 0) != rec.get(k, 0 if k.startswith("decay") else None))
+    n_params = sum(p.numel() for p in model.parameters())
+    overrides = {k: v for k, v in args["model"].items() if rec["model"].get(k) != v}
+    defaults = attrs.asdict(TrainArgs())
+    used = {k: args.get(k, defaults[k]) for k in ("n_train", "lr", "decay_start", "decay_iters", "grad_clip", "ema")}
+    extra_opts = "".join(f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}"
+                         for k, v in used.items() if v != rec.get(k, defaults[k]))
     cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
            f" --max-iters {picked.get('it', meta['it'])}{extra_opts}"
            + (f" --model '{json.dumps(overrides)}'" if overrides else ""))
@@ -98,7 +98,10 @@ def main(argv: list[str] | None = None) -> None:
         f"(`best` = highest exact on the validation split, test seed {EVAL_SEED + 1}, never the reported seed)",
         f"- {meta['it']} iterations in the run (one segment each, deep supervision) at batch {args['batch_size']}, "
         f"AdamW lr {args['lr']:g} (warmup {args['warmup']}, cosine decay to {args.get('lr_min_ratio', 0.1):g}x by iteration "
-        f"{args.get('decay_iters', 0)} if > 0), weight decay {args['weight_decay']:g}; "
+        f"{args.get('decay_iters', 0)} if > 0), weight decay {args['weight_decay']:g}"
+        + (f", gradient norm clipped to {args['grad_clip']:g}" if args.get("grad_clip") else "")
+        + (f", shipped weights are an EMA of the trained ones (decay {args['ema']:g})" if args.get("ema") else "")
+        + "; "
         f"{meta['puzzles_done']} puzzles completed",
         f"- training time: {meta['elapsed'] / 60:.1f} min of CPU time (process time of the training steps) on one core ({platform.machine()}, "
         f"torch {torch.__version__}), excluding periodic evaluation",
