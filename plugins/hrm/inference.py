@@ -11,6 +11,8 @@ cheaper kernels, which matters most for large batches (many sessions stepped tog
 * attention over the ~20 tokens of a puzzle as two batched matmuls with the softmax taken
   over a strided axis (``F.scaled_dot_product_attention`` and a softmax over a short last
   axis are several times slower on CPU at these sizes);
+* each residual add folded into its output projection (``addmm``) and the RMSNorm taken in
+  place on that fresh result (``F.rms_norm`` adds dtype round trips and a division pass on CPU);
 * SwiGLU's gate and up projections as two matmuls on contiguous row blocks of the weight
   (SiLU of a non-contiguous half is slow) and the product in place;
 * the largest intermediates of a block (q/k, rotated q/k, gate, up) written into per-thread
@@ -99,15 +101,14 @@ class FastSegment:
         k = qk[..., d:].reshape(B, S, H, hd).transpose(1, 2).reshape(B * H, S, hd)
         v = v.view(B, S, H, hd).transpose(1, 2).reshape(B * H, S, hd)
         p = torch.bmm(k, q.transpose(1, 2)).softmax(1)  # (B*H, key, query): softmax over keys
-        y = torch.bmm(p.transpose(1, 2), v).view(B, H, S, hd).transpose(1, 2).reshape(B, S, d)
-        x = F.rms_norm(x + F.linear(y, block.attn.out.weight), (d,), eps=block.eps)
+        y = torch.bmm(p.transpose(1, 2), v).view(B, H, S, hd).transpose(1, 2).reshape(B * S, d)
+        x2 = _rms_norm_(torch.addmm(x2, y, block.attn.out.weight.t()), block.eps)  # residual add in the GEMM
         w = block.mlp.gate_up.weight
         inter = w.shape[0] // 2
-        x2 = x.reshape(B * S, d)
         g = torch.mm(x2, w[:inter].t(), out=self._buffer("gate", B * S, inter))
         u = torch.mm(x2, w[inter:].t(), out=self._buffer("up", B * S, inter))
-        h = F.silu(g, inplace=True).mul_(u).view(B, S, inter)
-        return F.rms_norm(x + F.linear(h, block.mlp.down.weight), (d,), eps=block.eps)
+        h = F.silu(g, inplace=True).mul_(u)
+        return _rms_norm_(torch.addmm(x2, h, block.mlp.down.weight.t()), block.eps).view(B, S, d)
 
     def _module(self, module: ReasoningModule, h: torch.Tensor, injection: torch.Tensor,
                 cos2: torch.Tensor, sin2: torch.Tensor) -> torch.Tensor:
@@ -150,6 +151,13 @@ class FastSegment:
             got = self._segment(carry, inputs)
         pairs = [(ref[0]["z_H"], got[0]["z_H"]), (ref[0]["z_L"], got[0]["z_L"]), *zip(ref[1:], got[1:])]
         return all(r.shape == o.shape and torch.allclose(r, o, rtol=1e-4, atol=1e-4) for r, o in pairs)
+
+
+def _rms_norm_(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Parameter-free RMSNorm over the last axis, in place on a fresh float32 ``x`` (the
+    reference's ``F.rms_norm`` adds dtype round trips and a division pass on CPU)."""
+    scale = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(x.shape[-1]).add_(eps).rsqrt_()
+    return x.mul_(scale)
 
 
 def _plain_model(model: HRM) -> bool:
