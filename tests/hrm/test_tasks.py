@@ -57,6 +57,17 @@ def test_sudoku_verifier_catches_changes(seed: int, n: int, cell: int, delta: in
     assert sudoku.violations(blank, puz) > 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=SEEDS, n=st.sampled_from([4, 6, 9]), batch=st.integers(1, 5))
+def test_sudoku_batch_verifier_equals_per_grid(seed: int, n: int, batch: int) -> None:
+    """The vectorised count equals the per-grid one on arbitrary grids, out-of-range digits included."""
+    rng = np.random.default_rng(seed)
+    answers = rng.integers(-1, n + 2, (batch, n, n))
+    puzzles = rng.integers(0, n + 1, (batch, n, n)) * (rng.random((batch, n, n)) < 0.4)
+    got = sudoku.violations_batch(answers, puzzles)
+    assert got.tolist() == [sudoku.violations(a, p) for a, p in zip(answers, puzzles)]
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=SEEDS, n=st.sampled_from([4, 6, 9]))
 def test_sudoku_symmetry_preserves_validity(seed: int, n: int) -> None:

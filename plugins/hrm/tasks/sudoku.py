@@ -166,16 +166,12 @@ def violations_batch(answers: np.ndarray, puzzles: np.ndarray) -> np.ndarray:
     B, n, _ = a.shape
     br, bc = box_shape(n)
     valid = (a >= 1) & (a <= n)
-    bad = (~valid).reshape(B, -1).sum(1)
-    bad += ((p > 0) & (a != p)).reshape(B, -1).sum(1)
-    onehot = np.zeros((B, n, n, n + 1), dtype=np.int64)
-    np.put_along_axis(onehot, np.where(valid, a, 0)[..., None], 1, axis=-1)
-    onehot = onehot[..., 1:]
-    rows = onehot.sum(2)  # B, n(row), n+digit
-    cols = onehot.sum(1)
-    boxes = onehot.reshape(B, n // br, br, n // bc, bc, n).sum((2, 4))
+    bad = (~valid).sum((1, 2)) + ((p > 0) & (a != p)).sum((1, 2))
+    onehot = (np.where(valid, a, 0)[..., None] == np.arange(1, n + 1)).view(np.int8)  # (B, row, col, digit)
+    rows, cols = onehot.sum(2, dtype=np.int64), onehot.sum(1, dtype=np.int64)
+    boxes = onehot.reshape(B, n // br, br, n // bc, bc, n).sum((2, 4), dtype=np.int64)
     for cnt in (rows, cols, boxes):
-        bad += np.clip(cnt - 1, 0, None).reshape(B, -1).sum(1)
+        bad += np.maximum(cnt - 1, 0).reshape(B, -1).sum(1)
     return bad
 
 
