@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"# HRM checkpoint `{a.name}`",
         "",
-        f"Hierarchical Reasoning Model trained from scratch on `{model.cfg.task}` on a 2-core CPU "
+        ("TRM-style variant (one network, halt head only) of the " if model.cfg.variant == "trm" else "")
+        + f"Hierarchical Reasoning Model trained from scratch on `{model.cfg.task}` on a 2-core CPU "
         f"(one torch thread), {n_params:,} parameters, float32, `model.safetensors` {size / 1024:.0f} KiB "
         "(config in the safetensors metadata; no pickle).",
         "",
