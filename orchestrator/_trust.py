@@ -134,16 +134,12 @@ class TrustStore:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{path}.lock")
-        if not lock.acquire(timeout=LOCK_TIMEOUT_S):
-            raise TimeoutError(f"{path}.lock: another process held the trust file for {LOCK_TIMEOUT_S:g} s")
-        try:
+        with FileLock(f"{path}.lock").held(LOCK_TIMEOUT_S, lambda: TimeoutError(
+                f"{path}.lock: another process held the trust file for {LOCK_TIMEOUT_S:g} s")):
             merged = TrustStore.load(path)
             for plugin, score, failed in self._pending:
                 merged._apply(plugin, score, failed)
             merged.save(path)
-        finally:
-            lock.release()
         self._records, self._pending = merged._records, []
 
     @classmethod

@@ -3,6 +3,7 @@ thread pool that runs fsyncs concurrently and removes pruned checkpoints in the 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -10,6 +11,7 @@ import shutil
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,16 @@ class FileLock:
             if left <= 0:
                 return False
             time.sleep(min(0.01, left))
+
+    @contextlib.contextmanager
+    def held(self, timeout: float, error: Callable[[], BaseException]) -> Iterator[None]:
+        """Hold the lock for a block; raise ``error()`` if it is not free within ``timeout`` seconds."""
+        if not self.acquire(timeout=timeout):
+            raise error()
+        try:
+            yield
+        finally:
+            self.release()
 
     def release(self) -> None:
         with self._guard:

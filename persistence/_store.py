@@ -150,13 +150,10 @@ class SessionStore:
         lock = self._locks.get(session_id)
         if lock is None:
             lock = self._locks[session_id] = FileLock(str(path / ".lock"))
-        if not lock.acquire(timeout=self.lock_timeout):
-            raise SessionLockedError(f"session {session_id!r} is being written by another process or thread "
-                                     f"(lock {path / '.lock'} held); wait for it or stop it") from None
-        try:
+        with lock.held(self.lock_timeout, lambda: SessionLockedError(
+                f"session {session_id!r} is being written by another process or thread "
+                f"(lock {path / '.lock'} held); wait for it or stop it")):
             yield
-        finally:
-            lock.release()
 
     # -- create / delete --------------------------------------------------------------------------
     def create(self, session_id: str | None = None) -> str:

@@ -291,6 +291,20 @@ def test_the_writer_lock(tmp_path):
         second.release()
 
 
+def test_held_raises_the_given_error_and_releases_after_the_block(tmp_path):
+    path = str(tmp_path / ".lock")
+    first, second = FileLock(path), FileLock(path)
+    with first.held(0.0, lambda: AssertionError("free lock not taken")):
+        with pytest.raises(TimeoutError, match="busy"):
+            with second.held(0.05, lambda: TimeoutError("busy")):
+                pass
+    with pytest.raises(ValueError, match="inside"):  # released even when the block raises
+        with first.held(0.0, lambda: TimeoutError("busy")):
+            raise ValueError("inside")
+    assert second.acquire()
+    second.release()
+
+
 def test_a_forked_child_checkpoints_with_its_own_pool_and_lock(tmp_path):
     """The fsync pool and the lock of the parent do not exist in a forked child: it must not hang."""
     code = f"""
