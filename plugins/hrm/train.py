@@ -152,9 +152,8 @@ class Trainer:
     def _update_ema(self) -> None:
         if self.ema_model is None:
             return
-        live = dict(self.model.named_parameters())
-        for name, p in self.ema_model.named_parameters():
-            p.lerp_(live[name], 1.0 - self.args.ema)
+        for avg, live in zip(self.ema_model.parameters(), self.model.parameters()):  # a deepcopy: same order
+            avg.lerp_(live, 1.0 - self.args.ema)
 
     # --- persistence ------------------------------------------------------------------
     def _resume(self) -> None:
