@@ -38,7 +38,7 @@ def act_solve(segment, model, x: torch.Tensor) -> tuple[int, int]:
     s = 0
     for s in range(1, model.cfg.max_segments + 1):
         carry, logits, qh, qc = segment(carry, x)
-        halted |= qh > qc
+        halted |= model.act_halt(qh, qc)
         if bool(halted.all()):
             break
     return s, len(x)

@@ -41,6 +41,10 @@ class HRMConfig:
     #: > 0: grid cells attend only to cells within this Chebyshev distance on the square grid
     #: (plus the prefix); 0 = full attention (the reference)
     attn_window: int = 0
+    #: inference ACT rule: halt when q_halt - q_continue > halt_margin (0 = the reference's
+    #: q_halt > q_continue). Training always uses the reference rule; ``ship --halt-margin auto``
+    #: picks the margin on the validation split (see :func:`plugins.hrm.evaluate.tune_halt_margin`)
+    halt_margin: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.class_weights is not None and (len(self.class_weights) != self.n_classes

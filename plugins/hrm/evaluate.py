@@ -20,17 +20,17 @@ EVAL_SEED = 9001
 def run_bare(model: HRM, inputs: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Run every puzzle for ``max_segments`` segments; record the ACT-halt and the final answers.
 
-    Returns ``pred_act`` (answer at the first segment with q_halt > q_continue, else the last),
-    ``pred_max`` (answer after max segments), ``seg_act`` (segments used under ACT),
-    ``conf_act`` (mean max-probability of the ACT answer) and per-segment predictions ``preds``
-    (S, N, L).
+    Returns ``pred_act`` (answer at the first segment where the model's ACT rule halts, else
+    the last), ``pred_max`` (answer after max segments), ``seg_act`` (segments used under ACT),
+    ``conf_act`` (mean max-probability of the ACT answer), per-segment predictions ``preds``
+    (S, N, L) and ``q_margin`` (S, N): q_halt - q_continue at each segment.
     """
     cfg = model.cfg
     S = cfg.max_segments
     N = len(inputs)
     preds = np.zeros((S, N, cfg.seq_len), dtype=np.int64)
     confs = np.zeros((S, N), dtype=np.float32)
-    halt = np.zeros((S, N), dtype=bool)
+    q_margin = np.zeros((S, N), dtype=np.float32)
     for lo in range(0, N, batch_size):
         x = torch.as_tensor(inputs[lo:lo + batch_size], dtype=torch.long)
         carry = model.initial_carry(len(x))
@@ -40,9 +40,8 @@ def run_bare(model: HRM, inputs: np.ndarray, batch_size: int = 256) -> dict[str,
             conf, arg = p.max(-1)
             preds[s, lo:lo + len(x)] = arg.numpy()
             confs[s, lo:lo + len(x)] = conf.mean(-1).numpy()
-            halt[s, lo:lo + len(x)] = (qh > qc).numpy()
-    halt[-1] = True
-    first = halt.argmax(0)
+            q_margin[s, lo:lo + len(x)] = (qh - qc).numpy()
+    first = act_segments(q_margin, cfg.halt_margin) - 1
     idx = np.arange(N)
     return {
         "preds": preds,
@@ -50,7 +49,37 @@ def run_bare(model: HRM, inputs: np.ndarray, batch_size: int = 256) -> dict[str,
         "pred_max": preds[-1],
         "seg_act": first + 1,
         "conf_act": confs[first, idx],
+        "q_margin": q_margin,
     }
+
+
+def act_segments(q_margin: np.ndarray, halt_margin: float) -> np.ndarray:
+    """Segments used per puzzle (N,) under the ACT rule q_halt - q_continue > ``halt_margin``
+    (the last segment always halts), from the per-segment margins (S, N); the same comparison
+    as :meth:`HRM.act_halt`, in float32."""
+    halt = q_margin > np.float32(halt_margin)
+    halt[-1] = True
+    return halt.argmax(0) + 1
+
+
+#: Candidate ACT margins searched by :func:`tune_halt_margin` (0 = the reference rule).
+HALT_MARGINS = tuple(float(m) for m in np.arange(0.0, 8.01, 0.25))
+
+
+def tune_halt_margin(model: HRM, task: Task | str, inputs: np.ndarray,
+                     margins: tuple[float, ...] = HALT_MARGINS) -> tuple[float, list[dict[str, float]]]:
+    """Pick the inference ACT margin on validation puzzles: the one with the highest bare exact,
+    ties to fewer segments. Returns (margin, table of {margin, exact, mean_segments})."""
+    task = get_task(task) if isinstance(task, str) else task
+    r = run_bare(model, inputs)
+    ok = np.stack([task.violations(p, inputs) == 0 for p in r["preds"]])  # (S, N)
+    idx = np.arange(len(inputs))
+    table = []
+    for m in margins:
+        seg = act_segments(r["q_margin"], m)
+        table.append({"margin": m, "exact": float(ok[seg - 1, idx].mean()), "mean_segments": float(seg.mean())})
+    best = max(table, key=lambda row: (row["exact"], -row["mean_segments"], -row["margin"]))
+    return best["margin"], table
 
 
 def evaluate_bare(model: HRM, task: Task | str, inputs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

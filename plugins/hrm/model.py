@@ -183,6 +183,10 @@ class HRM(nn.Module):
         m = reset.view(-1, 1, 1)
         return {"z_H": torch.where(m, self.H_init, carry["z_H"]), "z_L": torch.where(m, self.L_init, carry["z_L"])}
 
+    def act_halt(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
+        """The inference ACT decision per row: q_halt - q_continue > ``cfg.halt_margin``."""
+        return (q_halt - q_continue) > self.cfg.halt_margin
+
     # --- forward ----------------------------------------------------------------------
     def input_embedding(self, inputs: torch.Tensor, task_id: torch.Tensor | None = None) -> torch.Tensor:
         B = inputs.shape[0]

@@ -138,7 +138,7 @@ class HRMReasoner(IRPPlugin):
         if m["best_violations"] == 0:
             return HaltDecision("verified", f"answer verified after {state.step} segment(s)")
         if m["mode"] == "bare" and m["act_halted"]:
-            return HaltDecision("act", f"ACT halted (q_halt > q_continue) after {state.step} segment(s)")
+            return HaltDecision("act", f"ACT halted (q_halt - q_continue > halt margin) after {state.step} segment(s)")
         if state.step >= m["max_steps"]:
             return HaltDecision("max_segments", f"reached {m['max_steps']} segments")
         return None
@@ -208,7 +208,7 @@ class HRMReasoner(IRPPlugin):
             new_carry, logits, qh, qc = self.forward_for(model)(carry, x)
             with torch.inference_mode():
                 conf, pred = logits.float().softmax(-1).max(-1)
-                halt = qh > qc
+                halt = model.act_halt(qh, qc)
             puzzles = np.stack([states[i].x["puzzle"] for i in idx])
             answers = pred.numpy().copy()
             for j, p in enumerate(prepared):

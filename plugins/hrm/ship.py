@@ -5,7 +5,8 @@
 Copies ``RUN/last/model.safetensors`` (weights + config metadata) to
 ``plugins/hrm/checkpoints/NAME/`` and writes ``card.md`` with the config, data seed,
 training time, held-out accuracy (bare with ACT, bare always-max, IRP), the learning curve and
-the command that reproduces it.
+the command that reproduces it. ``--halt-margin auto`` picks the inference ACT margin on the
+validation split first (:func:`~plugins.hrm.evaluate.tune_halt_margin`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import msgpack
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, load_pretrained, read_metadata, save_model
-from .evaluate import EVAL_SEED, run_eval
+from .evaluate import EVAL_SEED, run_eval, tune_halt_margin
+from .tasks import get_task
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--which", choices=["best", "last"], default="best",
                     help="RUN/best (highest validation exact) or RUN/last")
+    ap.add_argument("--halt-margin", default=None,
+                    help="inference ACT margin: a number, or 'auto' to pick it on the validation split "
+                         "(default: keep the trained config's)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(a.run)
@@ -39,6 +44,13 @@ def main(argv: list[str] | None = None) -> None:
 
     with safe_open(str(run / which / "model.safetensors"), framework="pt") as f:
         picked = json.loads(f.metadata().get("extra", "{}"))
+    margin_table = None
+    if a.halt_margin == "auto":
+        task = get_task(model.cfg.task)
+        margin, margin_table = tune_halt_margin(model, task, task.generate(a.n, EVAL_SEED + 1, "test")[0])
+        model.cfg = attrs.evolve(model.cfg, halt_margin=margin)
+    elif a.halt_margin is not None:
+        model.cfg = attrs.evolve(model.cfg, halt_margin=float(a.halt_margin))
     meta = msgpack.unpackb((run / "train_state.msgpack").read_bytes(), raw=False, strict_map_key=False)
     args = meta["args"]
     dest = CHECKPOINT_DIR / a.name
@@ -91,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         "For Sudoku, exact = the decoded grid has zero violated constraints (equivalently equals the unique "
         "solution); for mazes, exact = a valid S->G path of shortest length.",
         "",
+        *margin_lines(model.cfg.halt_margin, margin_table, a.n),
         "## Training",
         "",
         f"- data: task `{model.cfg.task}`, {args['n_train']} generated training puzzles, data seed {args['seed']}, "
@@ -111,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         "```",
         cmd,
-        f"python -m plugins.hrm.ship --run runs/{a.name} --name {a.name}",
+        f"python -m plugins.hrm.ship --run runs/{a.name} --name {a.name}"
+        + (f" --halt-margin {a.halt_margin}" if a.halt_margin is not None else ""),
         "```",
         "",
         "## Config",
@@ -132,6 +146,22 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "## Notes on this run", "", notes.read_text().strip()]
     (dest / "card.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(r))
+
+
+def margin_lines(margin: float, table: list[dict[str, float]] | None, n: int) -> list[str]:
+    """Card paragraph on the inference ACT rule and, when it was searched, the validation
+    figures of the reference rule (margin 0), of the pick and of the largest margin tried."""
+    if table is None and margin == 0:
+        return []
+    text = (f"ACT at inference halts when q_halt - q_continue > {margin:g} (the reference rule is > 0; "
+            "training always uses the reference rule).")
+    if table is None:
+        return [text, ""]
+    rows = {row["margin"]: row for row in table if row["margin"] in (0.0, margin, table[-1]["margin"])}
+    return [text + f" The margin was picked on {n} validation puzzles (seed {EVAL_SEED + 1}) as the one with the "
+            "highest bare exact, ties to fewer segments:", "",
+            "| margin | validation exact (ACT) | mean segments |", "|---|---|---|",
+            *(f"| {m:g} | {row['exact']:.3f} | {row['mean_segments']:.2f} |" for m, row in sorted(rows.items())), ""]
 
 
 if __name__ == "__main__":
