@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--halt-margin", default=None,
                     help="inference ACT margin: a number, or 'auto' to pick it on the validation split "
                          "(default: keep the trained config's)")
+    ap.add_argument("--max-segments", type=int, default=None,
+                    help="inference ceiling on ACT segments (default: the trained config's); raising it is the "
+                         "HRM paper's inference-time scaling, with no retraining")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(a.run)
@@ -44,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
 
     with safe_open(str(run / which / "model.safetensors"), framework="pt") as f:
         picked = json.loads(f.metadata().get("extra", "{}"))
+    trained_segments = model.cfg.max_segments
+    if a.max_segments is not None:
+        if a.max_segments < 1:
+            ap.error(f"--max-segments must be >= 1, not {a.max_segments}")
+        model.cfg = attrs.evolve(model.cfg, max_segments=a.max_segments)
     margin_table = None
     if a.halt_margin == "auto":
         task = get_task(model.cfg.task)
@@ -103,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         "For Sudoku, exact = the decoded grid has zero violated constraints (equivalently equals the unique "
         "solution); for mazes, exact = a valid S->G path of shortest length.",
         "",
+        *([f"Inference runs up to {model.cfg.max_segments} ACT segments; training ran up to {trained_segments} "
+            "(the HRM paper's inference-time scaling: a higher segment ceiling at inference, same weights).", ""]
+          if model.cfg.max_segments != trained_segments else []),
         *margin_lines(model.cfg.halt_margin, margin_table, a.n),
         "## Training",
         "",
@@ -125,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         "```",
         cmd,
         f"python -m plugins.hrm.ship --run runs/{a.name} --name {a.name}"
+        + (f" --max-segments {a.max_segments}" if a.max_segments is not None else "")
         + (f" --halt-margin {a.halt_margin}" if a.halt_margin is not None else ""),
         "```",
         "",

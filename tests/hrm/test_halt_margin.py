@@ -72,16 +72,21 @@ def test_plugin_bare_mode_halts_by_the_checkpoint_margin(tmp_path, margin: float
     assert (plugin.halt_state(state) is not None) is (halted or state.meta["violations"] == 0)
 
 
-def test_ship_auto_margin_writes_config_and_card(tmp_path, monkeypatch) -> None:
-    _train(tmp_path / "run", 4)
+def test_ship_auto_margin_and_segment_ceiling_go_to_config_and_card(tmp_path, monkeypatch) -> None:
+    _train(tmp_path / "run", 4)  # trained with max_segments 3
     monkeypatch.setattr(ship, "CHECKPOINT_DIR", tmp_path / "shipped")
-    ship.main(["--run", str(tmp_path / "run"), "--name", "tiny4", "--n", "16", "--halt-margin", "auto"])
+    ship.main(["--run", str(tmp_path / "run"), "--name", "tiny4", "--n", "16", "--halt-margin", "auto",
+               "--max-segments", "5"])
     shipped = ckpt.load_pretrained(tmp_path / "shipped" / "tiny4")
+    trained = ckpt.load_pretrained(tmp_path / "run" / "best")
+    assert (trained.cfg.max_segments, shipped.cfg.max_segments) == (3, 5)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in shipped.state_dict().items())  # same weights
     task = get_task("sudoku4")
-    expect, _ = tune_halt_margin(ckpt.load_pretrained(tmp_path / "run" / "best"), task,
-                                 task.generate(16, 9002, "test")[0])
+    trained.cfg = attrs.evolve(trained.cfg, max_segments=5)  # the margin is searched under the new ceiling
+    expect, _ = tune_halt_margin(trained, task, task.generate(16, 9002, "test")[0])
     assert shipped.cfg.halt_margin == expect
     card = (tmp_path / "shipped" / "tiny4" / "card.md").read_text()
-    assert f"halts when q_halt - q_continue > {expect:g}" in card and "--halt-margin auto" in card
+    assert f"halts when q_halt - q_continue > {expect:g}" in card
+    assert "--max-segments 5 --halt-margin auto" in card and "up to 5 ACT segments; training ran up to 3" in card
     meta = json.loads(ckpt.read_metadata(tmp_path / "shipped" / "tiny4" / "model.safetensors")["extra"])
     assert meta["eval_n"] == 16
