@@ -2,8 +2,10 @@
 
 ``model.safetensors`` holds the weights and the fixed H_init/L_init buffers; the config is
 stored in the safetensors metadata (key ``hrm_config``, JSON), so one file is self-contained.
-Training state (optimizer moments, RNG, ACT slots) lives in ``train_state.safetensors`` plus
-``train_state.msgpack``.
+A training run's resumable state (weights, EMA weights, optimizer moments, RNG, ACT slots, and
+the msgpack metadata as a uint8 tensor) is one ``train_state.safetensors``, replaced atomically,
+so a run killed at any point resumes from one consistent iteration. Runs written before that
+(tensors beside ``train_state.msgpack``, weights in ``last/`` and ``ema/``) still load.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import msgpack
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file, safe_open
 
 from .config import HRMConfig
@@ -79,18 +82,45 @@ def load_pretrained(name_or_path: str | Path = "sudoku4") -> HRM:
 
 # --- training state -------------------------------------------------------------------
 
+TRAIN_STATE = "train_state.safetensors"
+_META_KEY = "meta.msgpack"  # the metadata, msgpack bytes as a uint8 tensor inside the same file
+_LEGACY_META = "train_state.msgpack"
+
+
 def save_train_state(out: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write the whole training state as one atomically replaced safetensors file."""
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    _atomic(out / "train_state.safetensors", lambda p: save_file(tensors, str(p)))
-    _atomic(out / "train_state.msgpack", lambda p: p.write_bytes(msgpack.packb(meta, use_bin_type=True)))
+    tensors[_META_KEY] = torch.frombuffer(bytearray(msgpack.packb(meta, use_bin_type=True)), dtype=torch.uint8)
+    _atomic(out / TRAIN_STATE, lambda p: save_file(tensors, str(p)))
+    (out / _LEGACY_META).unlink(missing_ok=True)  # superseded by the metadata inside the file
 
 
 def load_train_state(out: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-    t, m = out / "train_state.safetensors", out / "train_state.msgpack"
-    if not (t.is_file() and m.is_file()):
+    """(tensors, metadata) of the run in ``out``, or None if it has none. Tensors of the model
+    weights are under ``model.`` (and ``ema.``); a run in the older two-file layout is read
+    with its weights taken from ``last/`` and ``ema/``."""
+    t = out / TRAIN_STATE
+    if not t.is_file():
         return None
-    return load_file(str(t)), msgpack.unpackb(m.read_bytes(), raw=False, strict_map_key=False)
+    try:
+        tensors = load_file(str(t))
+        if _META_KEY in tensors:
+            raw = tensors.pop(_META_KEY).numpy().tobytes()
+        else:
+            raw = (out / _LEGACY_META).read_bytes()
+            for prefix, sub in (("model.", "last"), ("ema.", "ema")):
+                if (out / sub / MODEL_FILE).is_file():
+                    tensors.update({prefix + k: v for k, v in load_file(str(out / sub / MODEL_FILE)).items()})
+        meta = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    except FileNotFoundError:
+        raise ValueError(f"{out}: {TRAIN_STATE} has no metadata and there is no {_LEGACY_META}; "
+                         "the training state is incomplete (delete it to start the run afresh)") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError, msgpack.UnpackException) as exc:
+        raise ValueError(f"{t}: corrupt training state ({exc}); delete it to start the run afresh") from None
+    if not isinstance(meta, dict) or "it" not in meta:
+        raise ValueError(f"{t}: training state metadata is not a training state (no 'it')")
+    return tensors, meta
 
 
 def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

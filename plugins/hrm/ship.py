@@ -17,10 +17,9 @@ import platform
 from pathlib import Path
 
 import attrs
-import msgpack
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, load_pretrained, read_metadata, save_model
+from .checkpoint import CHECKPOINT_DIR, load_pretrained, load_train_state, read_metadata, save_model
 from .evaluate import EVAL_SEED, run_eval, tune_halt_margin
 from .tasks import get_task
 
@@ -59,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         model.cfg = attrs.evolve(model.cfg, halt_margin=margin)
     elif a.halt_margin is not None:
         model.cfg = attrs.evolve(model.cfg, halt_margin=float(a.halt_margin))
-    meta = msgpack.unpackb((run / "train_state.msgpack").read_bytes(), raw=False, strict_map_key=False)
+    state = load_train_state(run)
+    if state is None:
+        ap.error(f"{run} has no training state ({run / 'train_state.safetensors'}): not a training run directory")
+    meta = state[1]
     args = meta["args"]
     dest = CHECKPOINT_DIR / a.name
     path = save_model(model, dest, extra={"it": picked.get("it", meta["it"]), "run_it": meta["it"],

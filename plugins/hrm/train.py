@@ -161,12 +161,12 @@ class Trainer:
         if st is None:
             return
         tensors, meta = st
-        model = ckpt.load_pretrained(self.out / "last")
-        if model.cfg != self.cfg:
-            raise ValueError(f"{self.out}: checkpoint config {model.cfg} differs from requested {self.cfg}")
-        self.model.load_state_dict(model.state_dict())
+        cfg = HRMConfig.for_task(meta["args"]["task"], **meta["args"]["model"])
+        if cfg != self.cfg:
+            raise ValueError(f"{self.out}: checkpoint config {cfg} differs from requested {self.cfg}")
+        self.model.load_state_dict(_prefixed(tensors, "model."))
         if self.ema_model is not None:
-            self.ema_model.load_state_dict(ckpt.load_pretrained(self.out / "ema").state_dict())
+            self.ema_model.load_state_dict(_prefixed(tensors, "ema."))
         ckpt.optimizer_from_flat(self.opt, tensors, meta["opt"])
         self.carry = {"z_H": tensors["slot.z_H"], "z_L": tensors["slot.z_L"]}
         self.inputs, self.labels = tensors["slot.inputs"], tensors["slot.labels"]
@@ -178,12 +178,12 @@ class Trainer:
         self.log(f"resumed {self.out} at iteration {self.it} ({self.elapsed / 60:.1f} min trained)")
 
     def save(self) -> None:
-        ckpt.save_model(self.model, self.out / "last", extra={"it": self.it, "elapsed_s": self.elapsed})
-        if self.ema_model is not None:
-            ckpt.save_model(self.ema_model, self.out / "ema", extra={"it": self.it, "elapsed_s": self.elapsed})
+        """The resumable state first (one atomic file), then ``last``/``ema`` as loadable exports."""
         opt_t, opt_m = ckpt.optimizer_to_flat(self.opt)
         tensors = {
             **opt_t,
+            **{"model." + k: v for k, v in self.model.state_dict().items()},
+            **({"ema." + k: v for k, v in self.ema_model.state_dict().items()} if self.ema_model is not None else {}),
             "slot.z_H": self.carry["z_H"], "slot.z_L": self.carry["z_L"],
             "slot.inputs": self.inputs, "slot.labels": self.labels,
             "slot.steps": self.steps, "slot.halted": self.halted.to(torch.uint8),
@@ -196,6 +196,9 @@ class Trainer:
             "args": attrs.asdict(self.args),
         }
         ckpt.save_train_state(self.out, tensors, meta)
+        ckpt.save_model(self.model, self.out / "last", extra={"it": self.it, "elapsed_s": self.elapsed})
+        if self.ema_model is not None:
+            ckpt.save_model(self.ema_model, self.out / "ema", extra={"it": self.it, "elapsed_s": self.elapsed})
 
     # --- training ---------------------------------------------------------------------
     def lr_at(self, it: int) -> float:
@@ -313,6 +316,10 @@ class Trainer:
         result = self.evaluate()
         self.log("final eval: " + json.dumps(result))
         return result
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,6 +142,46 @@ def test_training_resume_is_deterministic(tmp_path, kw) -> None:
     assert len(lines) == 2 and "exact_bare" in json.loads(lines[-1])
 
 
+def _assert_same_training(a: Trainer, b: Trainer) -> None:
+    assert a.it == b.it
+    for m, n in ((a.model, b.model), (a.eval_model, b.eval_model)):
+        for k, v in m.state_dict().items():
+            assert torch.equal(v, n.state_dict()[k]), k
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.carry["z_L"], b.carry["z_L"])
+
+
+def test_resume_reads_only_the_atomic_training_state(tmp_path) -> None:
+    """The exports ``last``/``ema`` may lag or lead (a run killed between writes): resume does not
+    read them, so it stays bit-exact; a damaged state file is a clear error."""
+    full = _train(tmp_path / "a", 12, ema=0.9)
+    _train(tmp_path / "b", 6, ema=0.9)
+    for sub in ("last", "ema"):  # exports from some other iteration
+        ckpt.save_model(tiny(), tmp_path / "b" / sub)
+    _assert_same_training(full, _train(tmp_path / "b", 12, ema=0.9))
+    state = tmp_path / "b" / "train_state.safetensors"
+    state.write_bytes(state.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="corrupt training state"):
+        _train(tmp_path / "b", 14, ema=0.9)
+
+
+def test_resume_from_the_older_two_file_layout(tmp_path) -> None:
+    """A run written before the single-file state (tensors + train_state.msgpack, weights in
+    last/ and ema/) resumes bit-exactly and is rewritten in the new layout."""
+    import msgpack
+    from safetensors.torch import load_file, save_file
+
+    full = _train(tmp_path / "a", 12, ema=0.9)
+    run = tmp_path / "b"
+    _train(run, 6, ema=0.9)
+    tensors = load_file(str(run / "train_state.safetensors"))
+    (run / "train_state.msgpack").write_bytes(tensors.pop("meta.msgpack").numpy().tobytes())
+    assert msgpack.unpackb((run / "train_state.msgpack").read_bytes())["it"] == 6
+    save_file({k: v for k, v in tensors.items() if not k.startswith(("model.", "ema."))}, str(run / "train_state.safetensors"))
+    _assert_same_training(full, _train(run, 12, ema=0.9))
+    assert not (run / "train_state.msgpack").exists()
+    assert "meta.msgpack" in load_file(str(run / "train_state.safetensors"))
+
+
 def test_ema_weights_are_evaluated_and_shipped_as_best(tmp_path) -> None:
     t = _train(tmp_path, 5, ema=0.5)
     live, ema = t.model.state_dict(), t.ema_model.state_dict()

@@ -131,7 +131,7 @@ def test_train_command_runs_and_resumes(tmp_path) -> None:
             "--no-progress"]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert (out / "last" / "model.safetensors").is_file() and (out / "train_state.msgpack").is_file()
+    assert (out / "last" / "model.safetensors").is_file() and (out / "train_state.safetensors").is_file()
     res = CliRunner().invoke(cli, [*args[:7], "0.02", *args[8:]])
     assert res.exit_code == 0 and "resumed" in res.output, res.output
     assert load_pretrained(out / "last").cfg.hidden == 16
