@@ -144,7 +144,7 @@ def _shipped() -> list[str]:
 
 
 def test_expected_checkpoints_are_shipped() -> None:
-    assert {"sudoku4", "sudoku6", "maze11"} <= set(_shipped())
+    assert {"sudoku4", "sudoku6", "maze11", "maze11_trm"} <= set(_shipped())
 
 
 @pytest.mark.parametrize("name", _shipped())
