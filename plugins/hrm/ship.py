@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--which", choices=["best", "last"], default="best",
                     help="RUN/best (highest validation exact) or RUN/last")
-    ap.add_argument("--halt-margin", default=None,
+    ap.add_argument("--halt-margin", default=None, type=_margin_arg,
                     help="inference ACT margin: a number, or 'auto' to pick it on the validation split "
                          "(default: keep the trained config's)")
     ap.add_argument("--max-segments", type=int, default=None,
@@ -40,12 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = Path(a.run)
+    state = load_train_state(run)  # before any slow work: a wrong --run fails at once
+    if state is None:
+        ap.error(f"{run} has no training state ({run / 'train_state.safetensors'}): not a training run directory")
+    meta = state[1]
     which = a.which if (run / a.which / "model.safetensors").is_file() else "last"
     model = load_pretrained(run / which)
-    from safetensors import safe_open
-
-    with safe_open(str(run / which / "model.safetensors"), framework="pt") as f:
-        picked = json.loads(f.metadata().get("extra", "{}"))
+    picked = json.loads(read_metadata(run / which).get("extra", "{}"))
     trained_segments = model.cfg.max_segments
     if a.max_segments is not None:
         if a.max_segments < 1:
@@ -57,11 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         margin, margin_table = tune_halt_margin(model, task, task.generate(a.n, EVAL_SEED + 1, "test")[0])
         model.cfg = attrs.evolve(model.cfg, halt_margin=margin)
     elif a.halt_margin is not None:
-        model.cfg = attrs.evolve(model.cfg, halt_margin=float(a.halt_margin))
-    state = load_train_state(run)
-    if state is None:
-        ap.error(f"{run} has no training state ({run / 'train_state.safetensors'}): not a training run directory")
-    meta = state[1]
+        model.cfg = attrs.evolve(model.cfg, halt_margin=a.halt_margin)
     args = meta["args"]
     dest = CHECKPOINT_DIR / a.name
     path = save_model(model, dest, extra={"it": picked.get("it", meta["it"]), "run_it": meta["it"],
@@ -87,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
            f" --max-iters {picked.get('it', meta['it'])}{extra_opts}"
            + (f" --model '{json.dumps(overrides)}'" if overrides else ""))
+    shipped_s = picked.get("elapsed_s", meta["elapsed"])  # CPU seconds of training behind the shipped weights
     lines = [
         f"# HRM checkpoint `{a.name}`",
         "",
@@ -130,10 +128,10 @@ def main(argv: list[str] | None = None) -> None:
         + (f", shipped weights are an EMA of the trained ones (decay {args['ema']:g})" if args.get("ema") else "")
         + "; "
         f"{meta['puzzles_done']} puzzles completed",
-        f"- training time: {picked.get('elapsed_s', meta['elapsed']) / 60:.1f} min of CPU time to the shipped weights "
+        f"- training time: {shipped_s / 60:.1f} min of CPU time to the shipped weights "
         f"(process time of the training steps, excluding periodic evaluation) on one core ({platform.machine()}, "
         f"torch {torch.__version__})"
-        + (f"; the run went on to {meta['elapsed'] / 60:.1f} min" if picked.get("elapsed_s", meta["elapsed"]) < meta["elapsed"] else ""),
+        + (f"; the run went on to {meta['elapsed'] / 60:.1f} min" if shipped_s < meta["elapsed"] else ""),
         "",
         "Reproduce:",
         "",
@@ -162,6 +160,16 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "## Notes on this run", "", notes.read_text().strip()]
     (dest / "card.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(r))
+
+
+def _margin_arg(text: str) -> str | float:
+    """``--halt-margin``: 'auto' or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def margin_lines(margin: float, table: list[dict[str, float]] | None, n: int) -> list[str]:
