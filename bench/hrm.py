@@ -1,14 +1,21 @@
-"""HRM benchmark: eval puzzles/s at batch 1 and 64, time per segment, and 64 concurrent
-sessions through the orchestrator's BatchPool batched vs one-by-one (target >= 8x).
+"""HRM benchmark: eval puzzles/s at batch 1 and 64, time per segment, and sessions stepped
+through the orchestrator's BatchPool (64 at a time) batched vs one by one (target >= 8x).
 
     python bench/hrm.py [--task sudoku4] [--checkpoint NAME_OR_PATH] [--n 64] [--threads 1]
-                        [--repeats 3] [--json]
+                        [--concurrent 64] [--sessions 512] [--repeats 3] [--json]
 
-Every figure is the median of ``--repeats`` runs. The pool comparison runs the batched and the
+Every figure is the median of ``--repeats`` runs. Each pool comparison runs the batched and the
 one-by-one pool alternately in each repeat (same plugin instance, same puzzles, same halting,
-so the same number of segments) and reports wall-clock rates and the speed-up measured both in
-wall time and in CPU time of this process (CPU time is steadier on a shared machine), and once
-admitted (``pool_stepping_speedup``: each run minus the time spent in ``init_state``).
+so the same number of segments) and reports steps/s and the speed-up in wall time and in CPU
+time of this process. Admission (``init_state``, one ``init_state_batch`` call per round when
+batched) is inside the timed run. Two workloads:
+
+* ``pool_*``: steady state. ``--sessions`` sessions stream through ``--concurrent`` slots, so
+  every round but the last steps a full batch and admits the sessions that replace the halted
+  ones (continuous batching).
+* ``wave_*``: exactly ``--concurrent`` sessions from cold; as sessions halt the batch shrinks,
+  and the last rounds step a few sessions each.
+
 ``ms_per_segment_*`` / ``puzzles_per_s_*`` time ``HRM.segment`` (the reference forward that
 ``sage eval`` uses); the ``*_serving`` variants time the plugin's serving forward
 (:class:`plugins.hrm.inference.FastSegment`, equal within float tolerance).
@@ -17,6 +24,7 @@ admitted (``pool_stepping_speedup``: each run minus the time spent in ``init_sta
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -68,38 +76,55 @@ def eval_figures(segment, model, xt: torch.Tensor, n: int, suffix: str) -> dict:
     return out
 
 
-def pool_run(plugin, puzzles, ck: str, max_steps: int, batched: bool) -> tuple[float, float, float, int, list]:
-    """(wall s, CPU s, wall s inside ``init_state``, steps, energies) of one BatchPool run of all sessions."""
+def pool_run(plugin, puzzles, ck: str, max_steps: int, concurrent: int, batched: bool) -> tuple[float, float, int, list]:
+    """(wall s, CPU s, steps, energies) of one BatchPool run of all ``puzzles``, at most
+    ``concurrent`` sessions at a time. Timed like ``timeit``: garbage collected before, the
+    collector off during the run (a collection landing in the short batched run would
+    otherwise weigh on it several times more than on the one-by-one run)."""
     from orchestrator import BatchPool
 
-    pool = BatchPool(plugin, max_batch=64, batched=batched, policy={"max_steps": max_steps})
+    pool = BatchPool(plugin, max_batch=concurrent, batched=batched, policy={"max_steps": max_steps})
     for i, p in enumerate(puzzles):
         pool.submit(p, {"seed": i, "checkpoint": ck}, key=i)
-    admission = [0.0]
-    init_state = plugin.init_state
-
-    def timed_init_state(x0, ctx):  # admission work, the same in both arms
-        t = time.perf_counter()
-        try:
-            return init_state(x0, ctx)
-        finally:
-            admission[0] += time.perf_counter() - t
-
-    plugin.init_state = timed_init_state
+    gc.collect()
+    gc.disable()
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         results = pool.run()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     finally:
-        del plugin.init_state  # back to the class's method
-    return wall, cpu, admission[0], pool.steps, [results[i].energy for i in range(len(puzzles))]
+        gc.enable()
+    return wall, cpu, pool.steps, [results[i].energy for i in range(len(puzzles))]
+
+
+def pool_figures(plugin, puzzles, ck: str, max_steps: int, concurrent: int, repeats: int) -> dict:
+    """Batched vs one-by-one steps/s of ``puzzles`` through a pool of ``concurrent`` slots,
+    the two arms alternating in each repeat (same sessions, same halting, same steps)."""
+    rows: dict[str, list] = {k: [] for k in ("bw", "bc", "sw", "sc")}
+    for _ in range(repeats):
+        bw, bc, bsteps, be = pool_run(plugin, puzzles, ck, max_steps, concurrent, True)
+        sw, sc, ssteps, se = pool_run(plugin, puzzles, ck, max_steps, concurrent, False)
+        assert bsteps == ssteps, (bsteps, ssteps)  # same work: same segments in both
+        worst = max(abs(p - q) for p, q in zip(be, se))
+        assert worst < 1e-3, f"batched and one-by-one energies differ by {worst}"
+        for k, v in zip(("bw", "bc", "sw", "sc"), (bw, bc, sw, sc)):
+            rows[k].append(v)
+    return {
+        "steps": bsteps,
+        "batched_steps_per_s": bsteps / statistics.median(rows["bw"]),
+        "one_by_one_steps_per_s": bsteps / statistics.median(rows["sw"]),
+        "speedup": statistics.median(s / b for s, b in zip(rows["sw"], rows["bw"])),
+        "speedup_cpu": statistics.median(s / b for s, b in zip(rows["sc"], rows["bc"])),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="sudoku4")
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--n", type=int, default=64, help="puzzles / concurrent sessions")
+    ap.add_argument("--n", type=int, default=64, help="puzzles for the eval figures")
+    ap.add_argument("--concurrent", type=int, default=64, help="pool slots (sessions stepped together)")
+    ap.add_argument("--sessions", type=int, default=512, help="sessions streamed through the pool")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
@@ -127,32 +152,18 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:  # orchestrator not installed
         orchestrator = None
     if orchestrator is not None:
-        puzzles = task_inputs_to_puzzles(task, x)
         plugin = HRMReasoner(checkpoint=ck, mode="bare")
         S = model.cfg.max_segments
-        pool_run(plugin, puzzles[:8], ck, S, True)  # warm-up (model load, first-call costs)
-        pool_run(plugin, puzzles[:8], ck, S, False)
-        rows: dict[str, list] = {k: [] for k in ("bw", "bc", "ba", "sw", "sc", "sa")}
-        for _ in range(a.repeats):
-            bw, bc, ba, bsteps, be = pool_run(plugin, puzzles, ck, S, True)
-            sw, sc, sa, ssteps, se = pool_run(plugin, puzzles, ck, S, False)
-            assert bsteps == ssteps, (bsteps, ssteps)  # same work: same segments in both
-            worst = max(abs(p - q) for p, q in zip(be, se))
-            assert worst < 1e-3, f"batched and one-by-one energies differ by {worst}"
-            for k, v in zip(("bw", "bc", "ba", "sw", "sc", "sa"), (bw, bc, ba, sw, sc, sa)):
-                rows[k].append(v)
-        med = {k: statistics.median(v) for k, v in rows.items()}
-        out["pool_steps"] = bsteps
-        out["pool_batched_sessions_per_s"] = a.n / med["bw"]
-        out["pool_one_by_one_sessions_per_s"] = a.n / med["sw"]
-        out["pool_speedup"] = statistics.median(s / b for s, b in zip(rows["sw"], rows["bw"]))
-        out["pool_speedup_cpu"] = statistics.median(s / b for s, b in zip(rows["sc"], rows["bc"]))
-        # steps/s once sessions are admitted: the run minus its init_state calls (same work in both arms)
-        out["pool_admission_ms"] = statistics.median(rows["ba"] + rows["sa"]) * 1e3
-        out["pool_stepping_speedup"] = statistics.median(
-            (s - sa) / (b - ba) for s, sa, b, ba in zip(rows["sw"], rows["sa"], rows["bw"], rows["ba"]))
-        out["pool_batched_cpu_ms"] = med["bc"] * 1e3
-        out["pool_one_by_one_cpu_ms"] = med["sc"] * 1e3
+        stream = task_inputs_to_puzzles(task, task.generate(a.sessions, EVAL_SEED + 98, "test")[0])
+        pool_run(plugin, stream[:2 * a.concurrent], ck, S, a.concurrent, True)  # warm-up
+        pool_run(plugin, stream[:a.concurrent], ck, S, a.concurrent, False)
+        # steady state: a stream of sessions keeps all slots full (continuous batching)
+        for k, v in pool_figures(plugin, stream, ck, S, a.concurrent, a.repeats).items():
+            out[f"pool_{k}"] = v
+        # one wave: exactly `concurrent` sessions from cold (admission, then a shrinking batch)
+        for k, v in pool_figures(plugin, task_inputs_to_puzzles(task, x)[:a.concurrent], ck, S, a.concurrent,
+                                 a.repeats).items():
+            out[f"wave_{k}"] = v
     if a.json:
         print(json.dumps(out))
     else:

@@ -1,14 +1,15 @@
 """Continuous batching: many sessions of one plugin stepped together.
 
 A :class:`BatchPool` holds sessions (an input each) of one plugin. Each round it admits waiting
-sessions up to ``max_batch``, steps every active session (one ``plugin.step_batch(states)``
+sessions up to ``max_batch`` (one ``plugin.init_state_batch(x0s, ctxs)`` call when the plugin
+offers it), steps every active session (one ``plugin.step_batch(states)``
 call when the plugin offers it, else one ``step`` per session), checks energies (one
 ``energy_batch`` call if offered), applies each session's halting policy and the plugin's own
 ``halt``, and retires the sessions that halted so that waiting ones take their place. The HRM's
 ACT carry is built for this: sessions at different segments share one forward pass.
 
 Faults stay per session: if a batched call raises or returns the wrong number of states, that
-round is redone one session at a time, so only the faulty session fails.
+round (or admission) is redone one session at a time, so only the faulty session fails.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class BatchPool:
         self.max_batch = max_batch
         has_batch = callable(getattr(plugin, "step_batch", None))
         self.batched = has_batch if batched is None else (batched and has_batch)
+        init_batch = getattr(plugin, "init_state_batch", None)
+        self._init_batch = init_batch if callable(init_batch) and batched is not False else None
         self.waiting: deque[_Session] = deque()
         self.active: list[_Session] = []
         self.results: dict[Hashable, PoolResult] = {}
@@ -107,13 +110,38 @@ class BatchPool:
                                                         f"{session.budget - history.spent:.6g} left")
         return decision
 
-    def _admit(self) -> None:
-        while self.waiting and len(self.active) < self.max_batch:
-            session = self.waiting.popleft()
+    def _init_states(self, sessions: list[_Session]) -> list[Any]:
+        """A fresh state (or the :class:`Fault` of making it) per session: one
+        ``init_state_batch`` call when batched and offered; if that call raises or returns the
+        wrong number of states, one ``init_state`` per session, so only a bad input fails."""
+        plugin = self.plugin
+        if self._init_batch is not None and len(sessions) > 1:
             try:
-                session.state, energy, session.cost = probe(self.plugin, self.plugin.init_state(session.x0, session.ctx))
+                states = list(self._init_batch([s.x0 for s in sessions], [s.ctx for s in sessions]))
+                if len(states) == len(sessions):
+                    return states
+            except Exception:  # noqa: BLE001 - retried one by one below to isolate the bad input
+                pass
+        out: list[Any] = []
+        for session in sessions:
+            try:
+                out.append(plugin.init_state(session.x0, session.ctx))
             except Exception as exc:  # noqa: BLE001
-                fault = from_exception(exc, "init_state()")
+                out.append(from_exception(exc, "init_state()"))
+        return out
+
+    def _admit(self) -> None:
+        while self.waiting and len(self.active) < self.max_batch:  # again if some halt at once
+            room = self.max_batch - len(self.active)
+            self._admit_batch([self.waiting.popleft() for _ in range(min(room, len(self.waiting)))])
+
+    def _admit_batch(self, sessions: list[_Session]) -> None:
+        for session, made in zip(sessions, self._init_states(sessions)):
+            try:
+                if isinstance(made, Fault):
+                    raise made
+                session.state, energy, session.cost = probe(self.plugin, made)
+            except Fault as fault:
                 self._retire(session, HaltDecision(fault.kind, fault.detail), fault)
                 continue
             session.history = EnergyHistory(budget=session.budget)

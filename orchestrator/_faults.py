@@ -111,8 +111,8 @@ def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
 
 
 def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | None]) -> list[Any]:
-    """Step ``states`` in one ``plugin.step_batch`` call (and one ``energy_batch`` if offered),
-    with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed, verdict)``
+    """Step ``states`` in one ``plugin.step_batch`` call (and one ``project_batch`` and one
+    ``energy_batch`` call if offered), with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed, verdict)``
     or :class:`Fault` per state. If the batched call itself raises or returns the wrong number
     of states, the states are stepped one at a time so that only the faulty one fails."""
     t0 = time.perf_counter()
@@ -120,7 +120,13 @@ def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | N
         new = list(plugin.step_batch(states))
         if len(new) != len(states):
             raise ValueError(f"step_batch returned {len(new)} states for {len(states)}")
-        new = [plugin.project(s) if isinstance(s, IRPState) else s for s in new]
+        project_batch = getattr(plugin, "project_batch", None)
+        if project_batch is not None and all(isinstance(s, IRPState) for s in new):
+            new = list(project_batch(new))
+            if len(new) != len(states):
+                raise ValueError(f"project_batch returned {len(new)} states for {len(states)}")
+        else:
+            new = [plugin.project(s) if isinstance(s, IRPState) else s for s in new]
         energy_batch = getattr(plugin, "energy_batch", None)
         ok = [s for s in new if isinstance(s, IRPState)]
         energies = iter(list(energy_batch(ok)) if energy_batch is not None else [plugin.energy(s) for s in ok])

@@ -27,7 +27,8 @@ _INT_RANGE = (-(2**63), 2**64 - 1)
 def encode_tree(value: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
     """Split ``value`` into ``(tensors, skeleton)``.
 
-    ``tensors`` maps a path such as ``"x/weights/0"`` to a contiguous CPU tensor;
+    ``tensors`` maps a path such as ``"x/weights/0"`` to a contiguous CPU tensor that owns
+    exactly its bytes (a view into a larger tensor is copied);
     ``skeleton`` mirrors the structure with tensor leaves replaced by their path.
     Raises :class:`StateCodecError` naming the path of an unsupported value.
     """
@@ -43,7 +44,10 @@ def decode_tree(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
 
 def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(value, torch.Tensor):
-        tensors[path] = value.detach().to("cpu").contiguous()
+        tensor = value.detach().to("cpu").contiguous()
+        if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+            tensor = tensor.clone()  # a view into a larger tensor (a row of a batch): keep only its own bytes
+        tensors[path] = tensor
         return {TENSOR: path}
     if isinstance(value, np.ndarray):
         tensors[path] = _array_to_tensor(value, path)

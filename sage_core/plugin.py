@@ -56,6 +56,11 @@ class IRPPlugin:
     hold tensors, arrays, plain values and dict/list/tuple of them). A step's randomness
     should derive from the state (see :func:`sage_core.rng.step_generator`) so that a
     resumed run is identical to an uninterrupted one.
+
+    Optional batch methods, for hosts that serve many sessions at once (the orchestrator's
+    ``BatchPool`` and ``run_sessions``): ``init_state_batch(x0s, ctxs)``, ``step_batch(states)``,
+    ``project_batch(states)`` and ``energy_batch(states)``, each equal to the single-session
+    method applied to every item (up to the float rounding of batched arithmetic).
     """
 
     name: ClassVar[str] = ""
@@ -129,6 +134,9 @@ _OPTIONAL_METHODS: dict[str, int] = {
     "export_state": 1,
     "import_state": 2,
     "step_batch": 1,
+    "energy_batch": 1,
+    "project_batch": 1,
+    "init_state_batch": 2,
 }
 
 

@@ -18,7 +18,7 @@ band/stack shuffles; dihedral maps for mazes) and the lowest-energy answer is ke
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -103,6 +103,43 @@ class HRMReasoner(IRPPlugin):
 
     # --- contract -----------------------------------------------------------------------
     def init_state(self, puzzle: Any, ctx: Mapping[str, Any]) -> IRPState:
+        return self.init_state_batch([puzzle], [ctx])[0]
+
+    def init_state_batch(self, puzzles: Sequence[Any], ctxs: Sequence[Mapping[str, Any]]) -> list[IRPState]:
+        """:meth:`init_state` of many sessions: inputs checked one by one (the first bad one
+        raises, naming its index), the blank answers' verification done as one array call per task."""
+        if len(puzzles) != len(ctxs):
+            raise ValueError(f"init_state_batch got {len(puzzles)} puzzles and {len(ctxs)} contexts")
+        if len(puzzles) == 1:
+            made = [self._parse_session(puzzles[0], ctxs[0])]
+        else:
+            made = []
+            for k, (puzzle, ctx) in enumerate(zip(puzzles, ctxs)):
+                try:
+                    made.append(self._parse_session(puzzle, ctx))
+                except ValueError as exc:
+                    raise ValueError(f"puzzle {k}: {exc}") from None
+        out: list[IRPState | None] = [None] * len(made)
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        for i, (task, _, meta) in enumerate(made):
+            groups.setdefault((task.name, meta["checkpoint"]), []).append(i)
+        for (task_name, ck), idx in groups.items():
+            task = made[idx[0]][0]
+            carry = self.model_for(task_name, ck).initial_carry(len(idx))
+            z_H, z_L = carry["z_H"].split(1), carry["z_L"].split(1)  # row views, as in step_batch
+            tokens = np.stack([made[i][1] for i in idx])
+            blanks = task.project(np.zeros_like(tokens), tokens)
+            viol = task.violations(blanks, tokens).tolist()
+            confs = np.zeros((len(idx), 2), dtype=np.float32)
+            for j, i in enumerate(idx):
+                _, tok, meta = made[i]
+                meta["violations"] = meta["best_violations"] = viol[j]
+                x = {"puzzle": tok, "inputs": tok, "answer": blanks[j], "best": blanks[j], "conf": confs[j]}
+                out[i] = IRPState(x=x, step=0, meta=meta, carry={"z_H": z_H[j], "z_L": z_L[j]})
+        return out  # type: ignore[return-value]
+
+    def _parse_session(self, puzzle: Any, ctx: Mapping[str, Any]) -> tuple[Task, np.ndarray, dict[str, Any]]:
+        """(task, input tokens, initial meta) of one session; raises ValueError naming a bad input."""
         task, tokens = parse_puzzle(puzzle)
         if task.kind == "sudoku" and sudoku.count_solutions(tokens.reshape(task.size, task.size), limit=1) == 0:
             raise ValueError("Sudoku has no solution (its givens already conflict)")
@@ -113,18 +150,12 @@ class HRMReasoner(IRPPlugin):
             raise ValueError(f"mode must be 'bare' or 'irp', got {mode!r}")
         S = model.cfg.max_segments
         max_steps = int(ctx.get("max_steps", self.default_max_steps or (S if mode == "bare" else 4 * S)))
-        carry = model.initial_carry(1)
-        blank = task.project(np.zeros_like(tokens), tokens)
         meta = {
             "task": task.name, "mode": mode, "seed": int(ctx.get("seed", 0)), "checkpoint": ckpt,
             "max_steps": max_steps, "max_segments": S, "attempt": 0, "segment": 0,
             "act_halted": False, "violations": 0, "best_violations": 0, "best_attempt": -1,
         }
-        x = {"puzzle": tokens, "inputs": tokens.copy(), "answer": blank, "best": blank.copy(),
-             "conf": np.zeros(2, dtype=np.float32)}
-        v = int(task.violations(blank[None], tokens[None])[0])
-        meta["violations"] = meta["best_violations"] = v
-        return IRPState(x=x, step=0, meta=meta, carry=carry)
+        return task, tokens, meta
 
     def energy(self, state: IRPState) -> float:
         meta = state.meta
@@ -144,13 +175,26 @@ class HRMReasoner(IRPPlugin):
         return None
 
     def project(self, state: IRPState) -> IRPState:
-        task = get_task(state.meta["task"])
-        x = state.x
-        ans = task.project(x["answer"], x["puzzle"])
-        best = task.project(x["best"], x["puzzle"])
-        if np.array_equal(ans, x["answer"]) and np.array_equal(best, x["best"]):
-            return state
-        return state.evolve(x={**x, "answer": ans, "best": best})
+        return self.project_batch([state])[0]
+
+    def project_batch(self, states: Sequence[IRPState]) -> list[IRPState]:
+        """:meth:`project` of many states: one array call per task; a state that already
+        satisfies the constraints is returned as is."""
+        out = list(states)
+        groups: dict[str, list[int]] = {}
+        for i, s in enumerate(states):
+            groups.setdefault(s.meta["task"], []).append(i)
+        for task_name, idx in groups.items():
+            task = get_task(task_name)
+            puzzles = np.stack([states[i].x["puzzle"] for i in idx])
+            answers = np.stack([states[i].x["answer"] for i in idx])
+            bests = np.stack([states[i].x["best"] for i in idx])
+            ans_p, best_p = task.project(answers, puzzles), task.project(bests, puzzles)
+            changed = ((ans_p != answers) | (best_p != bests)).any(-1).tolist()
+            for j, i in enumerate(idx):
+                if changed[j]:
+                    out[i] = states[i].evolve(x={**states[i].x, "answer": ans_p[j], "best": best_p[j]})
+        return out
 
     def step(self, state: IRPState, budget: float | None = None) -> IRPState:
         return self.step_batch([state])[0]
@@ -216,25 +260,28 @@ class HRMReasoner(IRPPlugin):
                     answers[j] = task.invert_symmetry(answers[j], p[3], label=True)
             answers = task.project(answers, puzzles)
             viol = task.violations(answers, puzzles).tolist()
-            conf_l, halt_l = conf.numpy().mean(-1).tolist(), halt.numpy().tolist()
-            z_H, z_L = new_carry["z_H"], new_carry["z_L"]
+            confs = np.empty((len(idx), 2), dtype=np.float32)  # rows: [answer, best] confidence
+            confs[:, 0] = conf.numpy().mean(-1)
+            conf_l, halt_l = confs[:, 0].tolist(), halt.tolist()  # the float32 values, exactly
+            # each session keeps its row of the batch carry as a view (carries are never
+            # written in place: the next segment concatenates them into a new batch)
+            z_H, z_L = new_carry["z_H"].split(1), new_carry["z_L"].split(1)
             for j, i in enumerate(idx):
                 s = states[i]
                 inputs, _, m, _ = prepared[j]
-                ans, c, v = answers[j], conf_l[j], viol[j]  # c: the float32 confidence, exactly
+                ans, c, v = answers[j], conf_l[j], viol[j]
                 m["segment"] += 1
                 m["act_halted"] = halt_l[j] or m["segment"] >= m["max_segments"]
                 m["violations"] = v
                 sx = s.x
                 best, best_c = sx["best"], float(sx["conf"][1])
                 if s.step == 0 or (v, -c) < (m["best_violations"], -best_c):
-                    best, best_c = ans, c
+                    best, best_c = ans.copy(), c
                     m["best_violations"] = v
                     m["best_attempt"] = m["attempt"]
-                new_x = {"puzzle": sx["puzzle"], "inputs": np.asarray(inputs), "answer": ans,
-                         "best": best.copy(), "conf": np.array([c, best_c], dtype=np.float32)}
-                nc = {"z_H": z_H[j:j + 1].clone(), "z_L": z_L[j:j + 1].clone()}
-                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m, carry=nc)
+                confs[j, 1] = best_c
+                new_x = {"puzzle": sx["puzzle"], "inputs": inputs, "answer": ans, "best": best, "conf": confs[j]}
+                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m, carry={"z_H": z_H[j], "z_L": z_L[j]})
         return out  # type: ignore[return-value]
 
     def energy_batch(self, states: list[IRPState]) -> list[float]:

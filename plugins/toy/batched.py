@@ -59,11 +59,8 @@ class BatchedTanhRegression(IRPPlugin):
         T = torch.tanh(X @ self.W.T)
         G = ((T - self.y) * (1.0 - T * T)) @ self.W
         X = X - self.lr * G
-        # Rows are views of one batch tensor; export_state clones them (safetensors refuses shared storage).
+        # rows are views of one batch tensor (export_state copies each row's own bytes)
         return [IRPState(x=x, step=s.step + 1, meta=s.meta) for x, s in zip(X.unbind(0), states)]
-
-    def export_state(self, state: IRPState) -> tuple[dict[str, Any], dict[str, Any]]:
-        return super().export_state(state.evolve(x=state.x.clone()))
 
     def energy_batch(self, states: Sequence[IRPState]) -> list[float]:
         X = torch.stack([s.x for s in states])

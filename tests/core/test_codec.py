@@ -57,6 +57,20 @@ def test_non_contiguous_and_big_endian_inputs():
     assert torch.equal(out["t"], t) and np.array_equal(out["a"], a) and out["a"].dtype == np.dtype("<i4")
 
 
+def test_rows_of_a_batch_are_exported_with_only_their_own_bytes():
+    batch = torch.arange(64 * 6, dtype=torch.float32).reshape(64, 2, 3)
+    rows = batch.split(1)
+    tensors, skeleton = encode_tree({"first": rows[0], "later": rows[5]})
+    for name, row in (("first", rows[0]), ("later", rows[5])):
+        t = tensors[name]
+        assert torch.equal(t, row)
+        assert t.untyped_storage().nbytes() == 6 * 4  # not the whole batch's storage
+    batch.zero_()  # the export no longer shares memory with the batch
+    assert int(tensors["later"].sum()) == sum(range(30, 36))
+    whole = torch.ones(2, 3)
+    assert encode_tree(whole)[0][""].data_ptr() == whole.data_ptr()  # a tensor owning its storage is not copied
+
+
 @pytest.mark.parametrize("bad,fragment", [
     ({1: 2}, "str keys"), ({"a/b": 1}, "may not contain"), (object(), "cannot export"),
     (2**70, "64 bits"), ({"ok": [1, {"deep": set()}]}, "ok/1/deep"),

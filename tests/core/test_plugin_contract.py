@@ -21,6 +21,8 @@ def make(**attrs):
     (make(energy=lambda self: 0.0), "must accept 1 positional"),
     (make(init_state=lambda self, x0: None), "must accept 2 positional"),
     (make(import_state=lambda self, a, b, c: None), "must accept 2 positional"),
+    (make(init_state_batch=lambda self, x0s: None), "init_state_batch.*must accept 2 positional"),
+    (make(project_batch=lambda self: None), "project_batch.*must accept 1 positional"),
     (type("Q", (IRPPlugin,), {"name": "q"}), "not implemented"),
     (type("R", (), {"name": "r", "version": "1", "api_version": 1}), "missing required method init_state"),
     ("not a class", "must be a class"),

@@ -135,3 +135,53 @@ def test_batch_pool_batched_equals_one_by_one(mode: str) -> None:
         assert b.state.meta == s.state.meta
         assert np.array_equal(b.state.x["best"], s.state.x["best"])
         np.testing.assert_allclose(b.history.energies, s.history.energies, rtol=1e-5, atol=1e-5)
+
+
+def _states_equal(a, b) -> None:
+    assert a.step == b.step and a.meta == b.meta and set(a.x) == set(b.x) and set(a.carry) == set(b.carry)
+    for k in a.x:
+        assert a.x[k].dtype == b.x[k].dtype and np.array_equal(a.x[k], b.x[k]), k
+    for k in a.carry:
+        assert torch.equal(a.carry[k], b.carry[k]), k
+
+
+def test_init_state_batch_is_init_state_per_session() -> None:
+    p = HRMReasoner()
+    grids = HRMReasoner.held_out_puzzles("sudoku4", 3) + HRMReasoner.held_out_puzzles("sudoku6", 2)
+    ctxs = [{"seed": i, "mode": ("bare", "irp")[i % 2]} for i in range(len(grids))]
+    batch = p.init_state_batch(grids, ctxs)
+    assert len(batch) == len(grids)
+    for g, c, got in zip(grids, ctxs, batch):
+        _states_equal(got, p.init_state(g, c))
+    assert p.energy_batch(batch) == [p.energy(p.init_state(g, c)) for g, c in zip(grids, ctxs)]
+
+
+def test_init_state_batch_names_the_bad_puzzle() -> None:
+    p = HRMReasoner()
+    grids = HRMReasoner.held_out_puzzles("sudoku4", 3)
+    grids[2] = [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    with pytest.raises(ValueError, match=r"puzzle 2: Sudoku has no solution"):
+        p.init_state_batch(grids, [{}] * 3)
+    with pytest.raises(ValueError, match="3 puzzles and 2 contexts"):
+        p.init_state_batch(grids, [{}] * 2)
+
+
+def test_project_batch_is_project_per_state() -> None:
+    p = HRMReasoner()
+    grids = HRMReasoner.held_out_puzzles("sudoku4", 4)
+    states = p.step_batch(p.init_state_batch(grids, [{"seed": i} for i in range(4)]))
+    rng = np.random.default_rng(0)
+    broken = []  # answers that overwrite givens, in two of the four states
+    for i, s in enumerate(states):
+        if i % 2:
+            x = {**s.x, "answer": rng.integers(0, 4, s.x["answer"].shape), "best": rng.integers(0, 4, s.x["best"].shape)}
+            s = s.evolve(x=x)
+        broken.append(s)
+    projected = p.project_batch(broken)
+    for s, got in zip(broken, projected):
+        want = p.project(s)
+        _states_equal(got, want)
+        given = s.x["puzzle"] > 0
+        assert np.array_equal(got.x["best"][given], s.x["puzzle"][given] - 1)
+    assert projected[0] is broken[0] and projected[2] is broken[2]  # already projected: returned as is
+    assert projected[1] is not broken[1]

@@ -6,6 +6,8 @@ randomness comes from a ``numpy.random.Generator`` so generation is deterministi
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 BOXES = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
@@ -20,9 +22,11 @@ def box_shape(n: int) -> tuple[int, int]:
     return BOXES[n]
 
 
-def _cell_units(n: int) -> list[tuple[int, int, int]]:
+@functools.cache
+def _cell_units(n: int) -> tuple[tuple[int, int, int], ...]:
+    """(row, column, box) of each cell, row-major (cached: the solver needs it on every call)."""
     br, bc = box_shape(n)
-    return [(r, c, (r // br) * (n // bc) + c // bc) for r in range(n) for c in range(n)]
+    return tuple((r, c, (r // br) * (n // bc) + c // bc) for r in range(n) for c in range(n))
 
 
 def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator | None = None,
@@ -41,7 +45,7 @@ def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator |
     rows = [0] * n
     cols = [0] * n
     boxes = [0] * n
-    cells = [int(v) for v in g.reshape(-1)]
+    cells = [int(v) for v in g.reshape(-1).tolist()]
     for i, (r, c, b) in enumerate(units):
         v = cells[i]
         if v:
@@ -52,18 +56,17 @@ def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator |
             cols[c] |= bit
             boxes[b] |= bit
     full = sum(1 << d for d in range(1, n + 1))
-    blanks = [i for i, v in enumerate(cells) if v == 0]
+    blanks = [(i, *units[i]) for i, v in enumerate(cells) if v == 0]
     count = 0
 
     def rec() -> bool:
         nonlocal count
         best, best_mask, best_n = -1, 0, n + 1
-        for i in blanks:
+        for i, r, c, b in blanks:
             if cells[i]:
                 continue
-            r, c, b = units[i]
             mask = full & ~(rows[r] | cols[c] | boxes[b])
-            k = bin(mask).count("1")
+            k = mask.bit_count()
             if k < best_n:
                 best, best_mask, best_n = i, mask, k
                 if k <= 1:
