@@ -139,6 +139,7 @@ def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | N
                 out.append(fault)
         return out
     elapsed = (time.perf_counter() - t0) / max(len(states), 1)
+    state_halt = state_halt_of(plugin)
     out = []
     for state in new:
         if not isinstance(state, IRPState):
@@ -149,7 +150,7 @@ def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | N
             if energy - energy != 0.0:
                 raise Fault(NON_FINITE, f"energy is {energy!r} after step {state.step}")
             cost = as_real(plugin.step_cost(state), "step_cost()")
-            verdict = _verdict(plugin, state)
+            verdict = None if state_halt is None else checked_verdict(state_halt(state))
         except Exception as exc:  # noqa: BLE001
             out.append(from_exception(exc, f"step {state.step}"))
             continue

@@ -141,7 +141,7 @@ class HRMReasoner(IRPPlugin):
     def _parse_session(self, puzzle: Any, ctx: Mapping[str, Any]) -> tuple[Task, np.ndarray, dict[str, Any]]:
         """(task, input tokens, initial meta) of one session; raises ValueError naming a bad input."""
         task, tokens = parse_puzzle(puzzle)
-        if task.kind == "sudoku" and sudoku.count_solutions(tokens.reshape(task.size, task.size), limit=1) == 0:
+        if task.kind == "sudoku" and not sudoku.has_solution(tokens.reshape(task.size, task.size)):
             raise ValueError("Sudoku has no solution (its givens already conflict)")
         ckpt = ctx.get("checkpoint")
         model = self.model_for(task.name, ckpt)

@@ -38,6 +38,30 @@ def test_count_solutions_sees_multiple() -> None:
     assert sudoku.count_solutions(bad) == 0
 
 
+@settings(max_examples=300, deadline=None)
+@given(n=st.sampled_from([4, 6]), givens=st.lists(st.tuples(st.integers(0, 35), st.integers(1, 6)), max_size=14))
+def test_has_solution_agrees_with_the_counting_solver(n: int, givens: list) -> None:
+    """Random (mostly unsolvable or conflicting) grids: the fast existence check and the
+    backtracking counter agree."""
+    grid = np.zeros((n, n), dtype=np.int64)
+    for cell, digit in givens:
+        grid.flat[cell % (n * n)] = (digit - 1) % n + 1
+    assert sudoku.has_solution(grid) == (sudoku.count_solutions(grid, limit=1) > 0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=SEEDS, n=st.sampled_from([4, 6, 9]))
+def test_has_solution_on_generated_puzzles(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    sol = sudoku.random_solution(n, rng)
+    puz = np.where(rng.random((n, n)) < 0.5, sol, 0)
+    assert sudoku.has_solution(puz) and sudoku.has_solution(sol)
+    i, j = divmod(int(rng.integers(n * n)), n)
+    clash = sol.copy()
+    clash[i, (j + 1) % n] = clash[i, j]  # a digit twice in a row
+    assert not sudoku.has_solution(clash)
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=SEEDS, n=st.sampled_from([4, 6, 9]), cell=st.integers(0, 80), delta=st.integers(1, 8))
 def test_sudoku_verifier_catches_changes(seed: int, n: int, cell: int, delta: int) -> None:
