@@ -211,6 +211,48 @@ def check_project_idempotent(subject: _Subject) -> None:
     assert_trees_equal(plugin.export_state(once), plugin.export_state(plugin.project(once)), "project(project(s))")
 
 
+#: How far a batch method's floats may stray from its one-session method's (batched arithmetic
+#: rounds differently, e.g. another matmul kernel).
+BATCH_TOLERANCE = 1e-4
+BATCH_SIZE = 3
+
+
+def check_batch_methods_agree(subject: _Subject) -> None:
+    """Each batch method the plugin offers (``init_state_batch``, ``step_batch``,
+    ``project_batch``, ``energy_batch``) equals its one-session method applied to every item,
+    within :data:`BATCH_TOLERANCE` on floats, for a batch of sessions that differ in seed."""
+    plugin = subject.fresh()
+    batch_methods = [m for m in ("init_state_batch", "step_batch", "project_batch", "energy_batch")
+                     if callable(getattr(plugin, m, None))]
+    if not batch_methods:
+        return
+    seed = int(subject.ctx.get("seed", 0))
+    ctxs = [{**subject.ctx, "seed": seed + k} for k in range(BATCH_SIZE)]
+    states = [plugin.init_state(subject.x0, dict(c)) for c in ctxs]
+
+    def agree(method: str, got: Any, want: list[Any]) -> None:
+        got = list(got)
+        assert len(got) == len(want), f"{method} returned {len(got)} results for {len(want)} items"
+        for k, (g, w) in enumerate(zip(got, want)):
+            if isinstance(w, IRPState):
+                assert isinstance(g, IRPState), f"{method} item {k} is {type(g).__name__}, expected IRPState"
+                assert g.step == w.step, f"{method} item {k}: step {g.step} != {w.step}"
+                g, w = plugin.export_state(g), plugin.export_state(w)
+            assert_trees_equal(w, g, f"{method} item {k} and its one-session method", tol=BATCH_TOLERANCE)
+
+    if "init_state_batch" in batch_methods:
+        agree("init_state_batch", plugin.init_state_batch([subject.x0] * BATCH_SIZE, [dict(c) for c in ctxs]), states)
+    for _ in range(min(subject.steps, 2)):
+        if "energy_batch" in batch_methods:
+            agree("energy_batch", plugin.energy_batch(states), [float(plugin.energy(s)) for s in states])
+        stepped = [plugin.step(s, None) for s in states]
+        if "step_batch" in batch_methods:
+            agree("step_batch", plugin.step_batch(states), stepped)
+        states = [plugin.project(s) for s in stepped]
+        if "project_batch" in batch_methods:
+            agree("project_batch", plugin.project_batch(stepped), states)
+
+
 CHECKS: tuple[Callable[[_Subject], None], ...] = (
     check_contract,
     check_finite_energies,
@@ -220,6 +262,7 @@ CHECKS: tuple[Callable[[_Subject], None], ...] = (
     check_export_round_trip,
     check_resume_equals_uninterrupted,
     check_project_idempotent,
+    check_batch_methods_agree,
 )
 
 

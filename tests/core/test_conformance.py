@@ -94,3 +94,50 @@ def test_missing_example_requires_explicit_input():
 def test_pytest_plugin_fixture(irp_conformance):
     assert irp_conformance is check_plugin
     assert isinstance(IRPState(x=1), IRPState)
+
+
+class StepBatchDrifts(BatchedTanhRegression):
+    def step_batch(self, states):
+        return [s.evolve(x=s.x * (1 + 1e-3)) for s in super().step_batch(states)]
+
+
+class EnergyBatchOff(BatchedTanhRegression):
+    def energy_batch(self, states):
+        return [e + 1e-2 for e in super().energy_batch(states)]
+
+
+class InitBatchShort(BatchedTanhRegression):
+    def init_state_batch(self, x0s, ctxs):
+        return [self.init_state(x0, c) for x0, c in zip(x0s, ctxs)][:-1]
+
+
+class ProjectBatchSkips(BatchedTanhRegression):
+    def project(self, state):
+        return state.evolve(x=state.x.clamp(-0.5, 0.5))
+
+    def project_batch(self, states):
+        return list(states)
+
+
+class StepBatchWithinRounding(BatchedTanhRegression):
+    def init_state_batch(self, x0s, ctxs):
+        return [self.init_state(x0, c) for x0, c in zip(x0s, ctxs)]
+
+    def step_batch(self, states):
+        return [s.evolve(x=s.x * (1 + 1e-9)) for s in super().step_batch(states)]
+
+
+@pytest.mark.parametrize("cls,fragment", [
+    (StepBatchDrifts, "step_batch item 0"),
+    (EnergyBatchOff, "energy_batch item 0"),
+    (InitBatchShort, "init_state_batch returned 2 results for 3"),
+    (ProjectBatchSkips, "project_batch item"),
+])
+def test_kit_catches_batch_methods_that_disagree(cls, fragment):
+    report = check_plugin(cls, raise_on_failure=False)
+    assert [r.check for r in report.failures] == ["batch_methods_agree"]
+    assert fragment in report.failures[0].detail
+
+
+def test_batch_methods_may_differ_by_float_rounding():
+    assert check_plugin(StepBatchWithinRounding).passed
