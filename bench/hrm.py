@@ -1,7 +1,7 @@
 """HRM benchmark: eval puzzles/s at batch 1 and 64, time per segment, and sessions stepped
 through the orchestrator's BatchPool (64 at a time) batched vs one by one (target >= 8x).
 
-    python bench/hrm.py [--task sudoku4] [--checkpoint NAME_OR_PATH] [--n 64] [--threads 1]
+    python bench/hrm.py [--task sudoku4] [--checkpoint NAME_OR_PATH] [--n 64] [--threads N]
                         [--concurrent 64] [--sessions 512] [--repeats 3] [--json]
 
 Every figure is the median of ``--repeats`` runs. Each pool comparison runs the batched and the
@@ -125,17 +125,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=64, help="puzzles for the eval figures")
     ap.add_argument("--concurrent", type=int, default=64, help="pool slots (sessions stepped together)")
     ap.add_argument("--sessions", type=int, default=512, help="sessions streamed through the pool")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's own, one per physical core)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     task = get_task(a.task)
     ck = str(resolve(a.checkpoint or a.task))
     model = load_pretrained(ck)
     x, _ = task.generate(a.n, EVAL_SEED + 99, "test")
     xt = torch.as_tensor(x)
-    out: dict = {"task": a.task, "checkpoint": ck, "threads": a.threads, "n": a.n, "repeats": a.repeats}
+    out: dict = {"task": a.task, "checkpoint": ck, "threads": torch.get_num_threads(), "n": a.n, "repeats": a.repeats}
     fast = FastSegment(model)
     out["serving_forward"] = "FastSegment" if fast.supported else "HRM.segment"
 
