@@ -125,8 +125,9 @@ class HRMReasoner(IRPPlugin):
             groups.setdefault((task.name, meta["checkpoint"]), []).append(i)
         for (task_name, ck), idx in groups.items():
             task = made[idx[0]][0]
-            carry = self.model_for(task_name, ck).initial_carry(len(idx))
-            z_H, z_L = carry["z_H"].split(1), carry["z_L"].split(1)  # row views, as in step_batch
+            # one initial carry shared by the group's sessions: carries are never written in place
+            # (a segment concatenates them into a new batch), so sharing costs no copies
+            carry = self.model_for(task_name, ck).initial_carry(1)
             tokens = np.stack([made[i][1] for i in idx])
             blanks = task.project(np.zeros_like(tokens), tokens)
             viol = task.violations(blanks, tokens).tolist()
@@ -135,7 +136,7 @@ class HRMReasoner(IRPPlugin):
                 _, tok, meta = made[i]
                 meta["violations"] = meta["best_violations"] = viol[j]
                 x = {"puzzle": tok, "inputs": tok, "answer": blanks[j], "best": blanks[j], "conf": confs[j]}
-                out[i] = IRPState(x=x, step=0, meta=meta, carry={"z_H": z_H[j], "z_L": z_L[j]})
+                out[i] = IRPState(x=x, step=0, meta=meta, carry=dict(carry))
         return out  # type: ignore[return-value]
 
     def _parse_session(self, puzzle: Any, ctx: Mapping[str, Any]) -> tuple[Task, np.ndarray, dict[str, Any]]:
@@ -263,8 +264,8 @@ class HRMReasoner(IRPPlugin):
             confs = np.empty((len(idx), 2), dtype=np.float32)  # rows: [answer, best] confidence
             confs[:, 0] = conf.numpy().mean(-1)
             conf_l, halt_l = confs[:, 0].tolist(), halt.tolist()  # the float32 values, exactly
-            # each session keeps its row of the batch carry as a view (carries are never
-            # written in place: the next segment concatenates them into a new batch)
+            # each session owns a copy of its row: a view would keep the whole batch's carry
+            # alive for as long as any one session (or its result) is kept
             z_H, z_L = new_carry["z_H"].split(1), new_carry["z_L"].split(1)
             for j, i in enumerate(idx):
                 s = states[i]
@@ -281,7 +282,8 @@ class HRMReasoner(IRPPlugin):
                     m["best_attempt"] = m["attempt"]
                 confs[j, 1] = best_c
                 new_x = {"puzzle": sx["puzzle"], "inputs": inputs, "answer": ans, "best": best, "conf": confs[j]}
-                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m, carry={"z_H": z_H[j], "z_L": z_L[j]})
+                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m,
+                                  carry={"z_H": z_H[j].clone(), "z_L": z_L[j].clone()})
         return out  # type: ignore[return-value]
 
     def energy_batch(self, states: list[IRPState]) -> list[float]:

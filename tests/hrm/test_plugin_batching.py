@@ -185,3 +185,13 @@ def test_project_batch_is_project_per_state() -> None:
         assert np.array_equal(got.x["best"][given], s.x["puzzle"][given] - 1)
     assert projected[0] is broken[0] and projected[2] is broken[2]  # already projected: returned as is
     assert projected[1] is not broken[1]
+
+
+def test_stepped_sessions_own_their_carry() -> None:
+    """A session's carry after a batched step is its own tensor, not a view of the batch carry
+    (which a kept result would otherwise hold alive whole)."""
+    p = HRMReasoner()
+    states = p.init_state_batch(HRMReasoner.held_out_puzzles("sudoku4", 5), [{"seed": i} for i in range(5)])
+    for s in p.step_batch(states):
+        for t in s.carry.values():
+            assert t.shape[0] == 1 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
