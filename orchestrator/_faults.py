@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -58,17 +59,15 @@ def checked_state(value: Any, what: str) -> IRPState:
 Stepped = tuple[IRPState, float, float, float, HaltDecision | None]
 
 
-def checked_verdict(verdict: Any) -> HaltDecision | None:
-    """A ``halt_state`` result, checked to be a HaltDecision or None; raises :class:`Fault`."""
+def state_verdict(state_halt: Callable[[IRPState], Any] | None, state: IRPState) -> HaltDecision | None:
+    """``state_halt(state)`` (a plugin's ``halt_state``, from :func:`state_halt_of`; ``None``
+    when it has none), checked to be a HaltDecision or None; raises :class:`Fault`."""
+    if state_halt is None:
+        return None
+    verdict = state_halt(state)
     if verdict is not None and not isinstance(verdict, HaltDecision):
         raise Fault(BAD_TYPE, f"halt_state() returned {type(verdict).__name__}, expected HaltDecision or None")
     return verdict
-
-
-def _verdict(plugin: Any, state: IRPState) -> HaltDecision | None:
-    """The plugin's ``halt_state`` opinion on ``state`` (None when it has no such method)."""
-    state_halt = state_halt_of(plugin)
-    return None if state_halt is None else checked_verdict(state_halt(state))
 
 
 def advance(plugin: Any, state: IRPState, remaining: float | None) -> Stepped:
@@ -90,7 +89,7 @@ def advance(plugin: Any, state: IRPState, remaining: float | None) -> Stepped:
         cost = plugin.step_cost(new)
         if cost.__class__ is not float:
             cost = as_real(cost, "step_cost()")
-        verdict = _verdict(plugin, new)
+        verdict = state_verdict(state_halt_of(plugin), new)
     except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
         raise from_exception(exc, f"step {state.step + 1}") from None
     return new, energy, cost, time.perf_counter() - t0, verdict
@@ -112,9 +111,10 @@ def probe(plugin: Any, state: IRPState) -> tuple[IRPState, float, float]:
 
 def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | None]) -> list[Any]:
     """Step ``states`` in one ``plugin.step_batch`` call (and one ``project_batch`` and one
-    ``energy_batch`` call if offered), with the same checks as :func:`advance`. Returns one ``(state, energy, next_cost, elapsed, verdict)``
-    or :class:`Fault` per state. If the batched call itself raises or returns the wrong number
-    of states, the states are stepped one at a time so that only the faulty one fails."""
+    ``energy_batch`` call if offered), with the same checks as :func:`advance`. Returns one
+    ``(state, energy, next_cost, elapsed, verdict)`` or :class:`Fault` per state. If a batched
+    call raises or returns the wrong number of states, the states are stepped one at a time so
+    that only the faulty one fails."""
     t0 = time.perf_counter()
     try:
         new = list(plugin.step_batch(states))
@@ -150,7 +150,7 @@ def advance_batch(plugin: Any, states: list[IRPState], remaining: list[float | N
             if energy - energy != 0.0:
                 raise Fault(NON_FINITE, f"energy is {energy!r} after step {state.step}")
             cost = as_real(plugin.step_cost(state), "step_cost()")
-            verdict = None if state_halt is None else checked_verdict(state_halt(state))
+            verdict = state_verdict(state_halt, state)
         except Exception as exc:  # noqa: BLE001
             out.append(from_exception(exc, f"step {state.step}"))
             continue

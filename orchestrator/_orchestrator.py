@@ -34,7 +34,7 @@ from sage_core import (
 
 from ._backends import InlineBackend, make_backend
 from ._budget import share, split_budget
-from ._faults import BAD_TYPE, NON_FINITE, UPSTREAM, Fault, as_real, checked_verdict, from_exception
+from ._faults import BAD_TYPE, NON_FINITE, UPSTREAM, Fault, as_real, from_exception, state_verdict
 from ._pipeline import INPUT, Node, Pipeline, PipelineError
 from ._scheduler import BUILTIN_SCHEDULERS, Scheduler
 from ._trust import TrustStore
@@ -432,7 +432,7 @@ class Orchestrator:
                     next_cost = cost_fn(new)
                     if next_cost.__class__ is not float:
                         next_cost = as_real(next_cost, "step_cost()")
-                verdict = None if state_halt is None else checked_verdict(state_halt(new))
+                verdict = state_verdict(state_halt, new)
             except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
                 fault = from_exception(exc, f"step {state.step + 1}")
                 break

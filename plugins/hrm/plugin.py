@@ -110,15 +110,14 @@ class HRMReasoner(IRPPlugin):
         raises, naming its index), the blank answers' verification done as one array call per task."""
         if len(puzzles) != len(ctxs):
             raise ValueError(f"init_state_batch got {len(puzzles)} puzzles and {len(ctxs)} contexts")
-        if len(puzzles) == 1:
-            made = [self._parse_session(puzzles[0], ctxs[0])]
-        else:
-            made = []
-            for k, (puzzle, ctx) in enumerate(zip(puzzles, ctxs)):
-                try:
-                    made.append(self._parse_session(puzzle, ctx))
-                except ValueError as exc:
-                    raise ValueError(f"puzzle {k}: {exc}") from None
+        made = []
+        for k, (puzzle, ctx) in enumerate(zip(puzzles, ctxs)):
+            try:
+                made.append(self._parse_session(puzzle, ctx))
+            except ValueError as exc:
+                if len(puzzles) == 1:  # init_state: the message as is
+                    raise
+                raise ValueError(f"puzzle {k}: {exc}") from None
         out: list[IRPState | None] = [None] * len(made)
         groups: dict[tuple[str, str | None], list[int]] = {}
         for i, (task, _, meta) in enumerate(made):

@@ -57,7 +57,7 @@ def tree_difference(a: Any, b: Any, path: str = "", tol: float | None = None) ->
         return None
     if isinstance(a, float):
         if tol is not None:
-            close = a == b or (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=tol, abs_tol=tol)
+            close = math.isclose(a, b, rel_tol=tol, abs_tol=tol) or (math.isnan(a) and math.isnan(b))
             return None if close else f"{where}: {a!r} != {b!r} (tolerance {tol})"
         same = struct.pack("<d", a) == struct.pack("<d", b)
         return None if same else f"{where}: {a!r} != {b!r}"

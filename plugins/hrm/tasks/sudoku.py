@@ -29,6 +29,31 @@ def _cell_units(n: int) -> tuple[tuple[int, int, int], ...]:
     return tuple((r, c, (r // br) * (n // bc) + c // bc) for r in range(n) for c in range(n))
 
 
+#: (n, each cell's (row, column, box), cell values, digit bit masks per row, column and box)
+_Givens = tuple[int, tuple[tuple[int, int, int], ...], list[int], list[int], list[int], list[int]]
+
+
+def _givens(grid: np.ndarray) -> _Givens | None:
+    """(n, the cells' (row, column, box), cell values, and per row / column / box the bit mask of
+    the digits given there), or None if two givens clash; shared by the solvers below."""
+    g = np.asarray(grid)
+    n = g.shape[0]
+    if g.shape != (n, n):
+        raise ValueError(f"grid must be square, got shape {g.shape}")
+    units = _cell_units(n)
+    rows, cols, boxes = [0] * n, [0] * n, [0] * n
+    cells = [int(v) for v in g.reshape(-1).tolist()]
+    for (r, c, b), v in zip(units, cells):
+        if v:
+            bit = 1 << v
+            if (rows[r] | cols[c] | boxes[b]) & bit:
+                return None
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+    return n, units, cells, rows, cols, boxes
+
+
 def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator | None = None,
                     out: list | None = None) -> int:
     """Number of completions of ``grid`` (stops counting at ``limit``).
@@ -37,25 +62,11 @@ def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator |
     candidate digits are tried in random order; when ``out`` is a list the first solution
     found is appended to it.
     """
-    g = np.asarray(grid)
-    n = g.shape[0]
-    if g.shape != (n, n):
-        raise ValueError(f"grid must be square, got shape {g.shape}")
-    units = _cell_units(n)
-    rows = [0] * n
-    cols = [0] * n
-    boxes = [0] * n
-    cells = [int(v) for v in g.reshape(-1).tolist()]
-    for i, (r, c, b) in enumerate(units):
-        v = cells[i]
-        if v:
-            bit = 1 << v
-            if rows[r] & bit or cols[c] & bit or boxes[b] & bit:
-                return 0
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-    full = sum(1 << d for d in range(1, n + 1))
+    givens = _givens(grid)
+    if givens is None:
+        return 0
+    n, units, cells, rows, cols, boxes = givens
+    full = (1 << (n + 1)) - 2  # digits 1..n
     blanks = [(i, *units[i]) for i, v in enumerate(cells) if v == 0]
     count = 0
 
@@ -108,28 +119,17 @@ def has_solution(grid: np.ndarray) -> bool:
     most constrained blank, so most puzzles need no branching at all. Used to check each
     session's input, where it is per-session work that batching cannot share.
     """
-    g = np.asarray(grid)
-    n = g.shape[0]
-    if g.shape != (n, n):
-        raise ValueError(f"grid must be square, got shape {g.shape}")
-    units = _cell_units(n)
-    rows, cols, boxes = [0] * n, [0] * n, [0] * n
-    cells = g.reshape(-1).tolist()
-    for (r, c, b), v in zip(units, cells):
-        if v:
-            bit = 1 << v
-            if (rows[r] | cols[c] | boxes[b]) & bit:
-                return False
-            rows[r] |= bit
-            cols[c] |= bit
-            boxes[b] |= bit
-    full = (1 << (n + 1)) - 2
+    givens = _givens(grid)
+    if givens is None:
+        return False
+    n, units, cells, rows, cols, boxes = givens
+    full = (1 << (n + 1)) - 2  # digits 1..n
 
     def candidates(blank: tuple[int, int, int]) -> int:
         r, c, b = blank
         return full & ~(rows[r] | cols[c] | boxes[b])
 
-    def place(blank: tuple[int, int, int], bit: int) -> None:  # xor: also takes the digit back out
+    def toggle(blank: tuple[int, int, int], bit: int) -> None:  # places a digit, or takes it back out
         r, c, b = blank
         rows[r] ^= bit
         cols[c] ^= bit
@@ -137,39 +137,38 @@ def has_solution(grid: np.ndarray) -> bool:
 
     def search(blanks: list[tuple[int, int, int]]) -> bool:
         placed: list[tuple[tuple[int, int, int], int]] = []
-        found = False
-        while True:  # naked singles until none is left (or a blank has no candidate)
-            left = []
-            for blank in blanks:
-                mask = candidates(blank)
-                if mask & (mask - 1):
-                    left.append(blank)
-                elif mask:
-                    place(blank, mask)
-                    placed.append((blank, mask))
-                else:
-                    left = None
+        try:
+            while True:  # naked singles until none is left
+                left = []
+                for blank in blanks:
+                    mask = candidates(blank)
+                    if not mask:
+                        return False
+                    if mask & (mask - 1):
+                        left.append(blank)
+                    else:
+                        toggle(blank, mask)
+                        placed.append((blank, mask))
+                if len(left) == len(blanks):
                     break
-            if left is None or len(left) == len(blanks):
                 blanks = left
-                break
-            blanks = left
-        if blanks is not None:
             if not blanks:
-                found = True
-            else:
-                pick = min(range(len(blanks)), key=lambda k: candidates(blanks[k]).bit_count())
-                blank, others = blanks[pick], blanks[:pick] + blanks[pick + 1:]
-                mask = candidates(blank)
-                while mask and not found:
-                    bit = mask & -mask
-                    mask ^= bit
-                    place(blank, bit)
-                    found = search(others)
-                    place(blank, bit)
-        for blank, bit in placed:
-            place(blank, bit)
-        return found
+                return True
+            pick = min(blanks, key=lambda blank: candidates(blank).bit_count())
+            others = [blank for blank in blanks if blank != pick]
+            mask = candidates(pick)
+            while mask:
+                bit = mask & -mask
+                mask ^= bit
+                toggle(pick, bit)
+                found = search(others)
+                toggle(pick, bit)
+                if found:
+                    return True
+            return False
+        finally:
+            for blank, bit in placed:
+                toggle(blank, bit)
 
     return search([u for u, v in zip(units, cells) if v == 0])
 
