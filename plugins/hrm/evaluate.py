@@ -104,7 +104,7 @@ def evaluate_bare(model: HRM, task: Task | str, inputs: np.ndarray, labels: np.n
 
 def task_inputs_to_puzzles(task: Task, inputs: np.ndarray) -> list[Any]:
     """Flat tokens -> what a user passes to the plugin (Sudoku grids / maze strings)."""
-    from .tasks import maze
+    from plugins.puzzles import maze
 
     grids = inputs.reshape(len(inputs), task.size, task.size)
     if task.kind == "sudoku":

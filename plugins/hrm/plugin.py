@@ -30,7 +30,9 @@ from sage_core import HaltDecision, IRPPlugin, IRPState
 from .checkpoint import load_pretrained
 from .inference import FastSegment
 from .model import HRM
-from .tasks import Task, get_task, maze, sudoku
+from plugins.puzzles import maze, sudoku
+
+from .tasks import Task, get_task
 
 CONF_WEIGHT = 0.5  # energy = violations + CONF_WEIGHT * (1 - confidence) < violations + 1
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugins.hrm.tasks import TEST_BUCKETS, get_task, is_test_puzzle, maze, puzzle_key, sudoku
+from plugins.hrm.tasks import TEST_BUCKETS, get_task, is_test_puzzle, puzzle_key
+from plugins.puzzles import maze, sudoku
 
 SEEDS = st.integers(0, 2**31 - 1)
 

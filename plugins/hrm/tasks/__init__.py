@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import maze, sudoku
+from plugins.puzzles import maze, sudoku
 
 SPLITS = {"train": 0, "test": 1}
 TEST_BUCKETS = 4  # 1 in 4 puzzle hashes is reserved for the test split
