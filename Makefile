@@ -1,24 +1,34 @@
 # Two commands: `make demo` and `make test`. Both set up .venv on a fresh clone.
+# `make demo` installs only what the default demo needs (the `viz` extra: pictures and image
+# files); `make test` installs every extra so the whole suite runs (MuJoCo, serve, MCP, Ray, ...).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-EXTRAS ?= test,viz,ray
+PIP := $(PY) -m pip install --disable-pip-version-check
+DEMO_EXTRAS ?= viz
+TEST_EXTRAS ?= all
 
 .PHONY: demo test setup clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --disable-pip-version-check "torch==2.13.0"
-	$(PY) -m pip install --disable-pip-version-check -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) "torch==2.13.0"
+	touch $@
 
-setup: $(STAMP)
+$(VENV)/.installed-demo: pyproject.toml $(VENV)/.torch
+	$(PIP) -e ".[$(DEMO_EXTRAS)]"
+	touch $@
 
-demo: $(STAMP)
+$(VENV)/.installed-all: pyproject.toml $(VENV)/.torch
+	$(PIP) -e ".[$(TEST_EXTRAS)]"
+	touch $@ $(VENV)/.installed-demo
+
+setup: $(VENV)/.installed-all
+
+demo: $(VENV)/.installed-demo
 	$(VENV)/bin/sage demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-all
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean:

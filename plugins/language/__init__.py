@@ -1,0 +1,1 @@
+"""Built-in IRP plugin `language` (registers through the `sage` entry-point group)."""

@@ -1,0 +1,1 @@
+"""Built-in IRP plugin `vision` (registers through the `sage` entry-point group)."""

@@ -1,0 +1,1 @@
+"""Registers the vision plugin and its commands through the `sage` hooks (filled in as it lands)."""

@@ -1,0 +1,1 @@
+"""Built-in IRP plugin `world` (registers through the `sage` entry-point group)."""
