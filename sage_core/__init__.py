@@ -41,6 +41,7 @@ from .plugin import (
 from .registry import LoadFailure, Registration, Registry, get_registry, reset_registry
 from .rng import step_generator, step_rng, step_seed
 from .state import IRPState
+from .tools import ToolSpec, validate_tool
 from .telemetry import (
     CallbackSink,
     Event,
@@ -64,8 +65,8 @@ __all__ = [
     "EnergyHistory", "Event", "HaltDecision", "HaltEvent", "HaltPolicy", "IRPPlugin", "IRPPluginProtocol",
     "IRPState", "JSONLSink", "LoadFailure", "MaxSteps", "MemorySink", "NonFinite", "Plateau",
     "PluginContractError", "PluginLoadError", "RefineResult", "Registration", "Registry", "SageError",
-    "StateCodecError", "StepEvent", "Telemetry", "TelemetrySink", "Threshold", "TrustMetrics",
+    "StateCodecError", "StepEvent", "Telemetry", "TelemetrySink", "Threshold", "ToolSpec", "TrustMetrics",
     "UnknownPluginError", "any_of", "decode_tree", "default_policy", "encode_tree", "event_to_dict",
     "get_registry", "hookimpl", "hookspec", "refine", "reset_registry", "step_generator", "step_rng",
-    "state_halt_of", "step_seed", "trust_metrics", "validate_plugin_class", "__version__",
+    "state_halt_of", "step_seed", "trust_metrics", "validate_plugin_class", "validate_tool", "__version__",
 ]

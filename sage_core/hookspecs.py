@@ -43,6 +43,12 @@ def sage_telemetry_sinks(register: Any) -> None:
 
 
 @hookspec
+def sage_register_tools(register: Any) -> None:
+    """Declare LLM tools: ``register(ToolSpec(...))``; each becomes an MCP tool (``sage mcp``)
+    and an ``llm`` tool that runs one session of the named IRP plugin per call."""
+
+
+@hookspec
 def sage_register_commands(cli: Any) -> None:
     """Add click commands or groups to the ``sage`` command line: ``cli.add_command(cmd)``."""
 
@@ -68,4 +74,5 @@ COLLECTING_HOOKS = (
     "sage_register_bridges",
     "sage_register_backends",
     "sage_telemetry_sinks",
+    "sage_register_tools",
 )

@@ -23,6 +23,7 @@ import pluggy
 from . import hookspecs
 from .errors import PluginContractError, PluginLoadError, UnknownPluginError
 from .plugin import validate_plugin_class
+from .tools import validate_tool
 
 ENTRY_POINT_GROUP = "sage"
 _KINDS = {
@@ -30,12 +31,13 @@ _KINDS = {
     "sage_register_bridges": "bridge",
     "sage_register_backends": "backend",
     "sage_telemetry_sinks": "sink",
+    "sage_register_tools": "tool",
 }
 
 
 @attrs.frozen(slots=True)
 class Registration:
-    """Something a pluggy plugin registered: an IRP plugin class, bridge, backend or sink."""
+    """Something a pluggy plugin registered: an IRP plugin class, bridge, backend, sink or tool."""
 
     kind: str
     name: str
@@ -181,6 +183,11 @@ class Registry:
                 if name is not None and name != obj.name:
                     raise PluginContractError(f"register({obj!r}, name={name!r}): plugin name is {obj.name!r}")
                 name = obj.name
+            elif kind == "tool":
+                validate_tool(obj)
+                if name is not None and name != obj.name:
+                    raise PluginContractError(f"register({obj.name!r} tool, name={name!r}): the tool's name is {obj.name!r}")
+                name = obj.name
             else:
                 name = name or getattr(obj, "name", None)
                 if not isinstance(name, str) or not name:
@@ -222,7 +229,7 @@ class Registry:
         return sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
 
     def items(self, kind: str) -> dict[str, Registration]:
-        """All registrations of ``kind`` ('plugin', 'bridge', 'backend', 'sink') by name."""
+        """All registrations of ``kind`` ('plugin', 'bridge', 'backend', 'sink', 'tool') by name."""
         return dict(self._items[kind])
 
     @property

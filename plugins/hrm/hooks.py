@@ -1,4 +1,5 @@
-"""pluggy hooks of the hrm plugin: registers HRMReasoner and the ``sage data/train/eval`` commands.
+"""pluggy hooks of the hrm plugin: registers HRMReasoner, its LLM tools (solve_sudoku, solve_maze)
+and the ``sage data/train/eval`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] hrm = "plugins.hrm.hooks"``.
 """
@@ -20,6 +21,14 @@ from .tasks import TASKS
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(HRMReasoner)
+
+
+@hookimpl
+def sage_register_tools(register: Any) -> None:
+    from .tools import TOOLS
+
+    for tool in TOOLS:
+        register(tool)
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
