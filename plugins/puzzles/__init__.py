@@ -6,8 +6,12 @@ explains puzzles. Plugins import this library, never each other.
   symmetries, verifier.
 - :mod:`plugins.puzzles.maze`: perfect mazes with S/G, shortest-path labels, symmetries,
   verifier accepting any shortest valid path, text parsing and rendering.
+- :mod:`plugins.puzzles.render`: grids drawn to images in a style (font, line widths, scale,
+  rotation, perspective, blur, noise, JPEG quality, lighting) and the benchmark levels; needs
+  Pillow (the viz extra). :mod:`plugins.puzzles.fonts`: training and held-out fonts.
+  :mod:`plugins.puzzles.geometry`: homographies (numpy only).
 """
 
-from . import maze, sudoku
+from . import fonts, geometry, maze, render, sudoku
 
-__all__ = ["maze", "sudoku"]
+__all__ = ["fonts", "geometry", "maze", "render", "sudoku"]
