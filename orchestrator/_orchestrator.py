@@ -40,6 +40,13 @@ from ._scheduler import BUILTIN_SCHEDULERS, Scheduler
 from ._trust import TrustStore
 
 PENDING, RUNNING, STARVED, HALTED = "pending", "running", "starved", "halted"
+#: A node on a cycle that its policy halted while another node of the cycle is still active: it
+#: takes no steps but still receives, wakes when a received value changes its energy, and halts
+#: for good when the whole cycle has come to rest.
+RESTING = "resting"
+#: Halts that stay final on a cycle (the node may not take more steps).
+FINAL_POLICIES = frozenset({"max_steps", "budget_exhausted"})
+_ACTIVE = (PENDING, RUNNING, STARVED)
 SCHEMA = 1
 _EPS = 1e-9
 DEFAULT_FLOOR_FRACTION = 0.1
@@ -67,6 +74,13 @@ class NodeRun:
     fault: Fault | None = None
     #: The plugin's ``halt_state`` opinion on the latest state (computed where the state lives).
     verdict: HaltDecision | None = None
+    #: Pipeline wiring, looked up once per session: (edge, source run) of the node's input
+    #: edges other than feedback, its streaming out edges, its edges to other nodes of its
+    #: cycle that deliver when it rests, and the runs of its cycle (empty if on none).
+    inputs: tuple = ()
+    streams: tuple = ()
+    redeliver: tuple = ()
+    cycle: tuple = ()
 
     @property
     def remaining(self) -> float:
@@ -226,7 +240,22 @@ class Orchestrator:
             self.runs[node.name] = NodeRun(node.name, node, index, node.policy.check,
                                            trust=self.trust.get(node.plugin_name))
         self._order = list(self.runs.values())
+        self._wire()
         self.backend.open({node.name: node for node in nodes})
+
+    def _wire(self) -> None:
+        """Look the pipeline's edges and cycles up once, so no step consults the graph."""
+        pipeline, runs = self.pipeline, self.runs
+        for group in pipeline.cycles():
+            members = tuple(run for run in self._order if run.name in group)
+            for run in members:
+                run.cycle = members
+        for run in self._order:
+            run.inputs = tuple((edge, runs[edge.source]) for edge in pipeline.in_edges(run.name) if not edge.feedback)
+            outs = pipeline.out_edges(run.name)
+            run.streams = tuple(edge for edge in outs if edge.streaming)
+            run.redeliver = tuple(edge for edge in outs if not edge.streaming and runs[edge.target] in run.cycle)
+        self._pending = sum(run.status == PENDING for run in self._order)
 
     def _split(self) -> None:
         names = [run.name for run in self._order]
@@ -285,14 +314,13 @@ class Orchestrator:
 
     # -- readiness and input --------------------------------------------------------------
     def _activate_ready(self) -> None:
-        progressed = True
+        progressed = bool(self._pending)
         while progressed:
             progressed = False
             for run in self._order:
                 if run.status != PENDING:
                     continue
-                edges = self.pipeline.in_edges(run.name)
-                sources = [(edge, self.runs[edge.source]) for edge in edges]
+                sources = run.inputs
                 failed = [src for edge, src in sources if src.status == HALTED and src.fault is not None]
                 if failed:
                     names = ", ".join(repr(s.name) for s in failed)
@@ -300,13 +328,13 @@ class Orchestrator:
                                Fault(UPSTREAM, f"upstream node(s) {names} failed"))
                     progressed = True
                     continue
-                ready = all(src.status == HALTED or (edge.streaming and src.history.steps > 0)
-                            for edge, src in sources)
+                ready = all(src.status == HALTED or (src.status == RESTING and src in run.cycle)
+                            or (edge.streaming and src.history.steps > 0) for edge, src in sources)
                 if ready:
                     self._start_node(run, sources)
                     progressed = True
 
-    def _start_node(self, run: NodeRun, sources: list) -> None:
+    def _start_node(self, run: NodeRun, sources: tuple) -> None:
         node = run.node
         x0 = self._inputs.get(run.name, node.input)
         ctx: dict[str, Any] = {"seed": node.seed}
@@ -326,26 +354,30 @@ class Orchestrator:
         except Fault as fault:
             self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
             return
+        self._pending -= 1
         run.status = RUNNING
         run.history.append(energy)
         run.next_cost = cost
         self._after_step(run)
 
-    def _deliver_streams(self, run: NodeRun) -> None:
-        edges = [edge for edge in self.pipeline.out_edges(run.name) if edge.streaming]
-        if not edges:
-            return
+    def _deliver(self, run: NodeRun, edges: tuple) -> None:
+        """Send ``run``'s current state along ``edges`` into the started targets' ``receive``; a
+        resting target whose energy the value changes wakes up."""
         state = self._state_of(run)
         for edge in edges:
             target = self.runs[edge.target]
-            if target.status in (RUNNING, STARVED):
-                try:
-                    energy, cost = self.backend.receive(target.name, edge.to, edge.bridge(state))
-                except Exception as exc:  # noqa: BLE001
-                    fault = exc if isinstance(exc, Fault) else from_exception(exc, f"stream {edge.label}")
-                    self._halt(target, HaltDecision(fault.kind, fault.detail), fault)
-                    continue
-                target.next_cost = cost
+            if target.status not in (RUNNING, STARVED, RESTING):
+                continue
+            try:
+                energy, cost = self.backend.receive(target.name, edge.to, edge.bridge(state))
+            except Exception as exc:  # noqa: BLE001
+                fault = exc if isinstance(exc, Fault) else from_exception(exc, f"stream {edge.label}")
+                self._halt(target, HaltDecision(fault.kind, fault.detail), fault, final=True)
+                continue
+            target.next_cost = cost
+            if target.status == RESTING and energy != target.history.last:
+                target.decision = target.verdict = None
+                target.status = STARVED if cost > target.remaining + _EPS else RUNNING
         self._activate_ready()
 
     def _state_of(self, run: NodeRun) -> IRPState | None:
@@ -391,8 +423,8 @@ class Orchestrator:
             self._emit(StepEvent(run.name, self.session or "", step, energy, energy - previous, history.spent,
                                  run.elapsed))
         self._after_step(run)
-        if run.status != PENDING:
-            self._deliver_streams(run)
+        if run.streams:
+            self._deliver(run, run.streams)
 
     def _burst(self, run: NodeRun) -> None:
         """Fast path: the only runnable node, inline, no timeout, no streaming: step it until it
@@ -472,13 +504,15 @@ class Orchestrator:
                 self._halt(run, HaltDecision("budget_exhausted",
                                              f"next step costs {run.next_cost:.6g} ATP, {run.remaining:.6g} left"))
             else:
+                for run in self._order:  # a cycle whose last active node vanished: settle it
+                    if run.status == RESTING:
+                        self._halt(run, run.decision, final=True)  # type: ignore[arg-type]
                 self._done = True
             return []
         self.rounds += 1
         if len(running) == 1:
             run = running[0]
-            if (burst and type(self.backend) is InlineBackend and run.node.timeout is None
-                    and not any(edge.streaming for edge in self.pipeline.out_edges(run.name))):
+            if burst and type(self.backend) is InlineBackend and run.node.timeout is None and not run.streams:
                 self._burst(run)
                 return []
             return [run]
@@ -531,7 +565,18 @@ class Orchestrator:
         return self.finish()
 
     # -- halting and ATP hand-over -----------------------------------------------------------
-    def _halt(self, run: NodeRun, decision: HaltDecision, fault: Fault | None = None) -> None:
+    def _halt(self, run: NodeRun, decision: HaltDecision, fault: Fault | None = None, *, final: bool = False) -> None:
+        """Halt ``run`` (or let it rest, if its cycle is still active), hand its ATP over, settle its cycle."""
+        cycle = run.cycle
+        if (cycle and fault is None and not final and decision.policy not in FINAL_POLICIES
+                and any(other.status in _ACTIVE for other in cycle if other is not run)):
+            run.status, run.decision = RESTING, decision
+            if run.redeliver:
+                self._deliver(run, run.redeliver)
+            self._activate_ready()
+            return
+        if run.status == PENDING:
+            self._pending -= 1
         run.status, run.decision, run.fault = HALTED, decision, fault
         if self.budget is not None:
             unspent = run.allocation - run.history.spent
@@ -554,6 +599,10 @@ class Orchestrator:
             self.registry.hook.sage_plugin_halted(session=self.session, node=run.name, event=event)
         except Exception:  # noqa: BLE001
             pass
+        if cycle and not any(other.status in _ACTIVE for other in cycle):
+            for other in cycle:  # the cycle has come to rest: its resting nodes halt for good
+                if other.status == RESTING:
+                    self._halt(other, other.decision, final=True)  # type: ignore[arg-type]
         self._activate_ready()
 
     # -- results ----------------------------------------------------------------------------
@@ -689,6 +738,7 @@ class Orchestrator:
                     self.backend.import_state(name, plugin_snapshot.tensors, plugin_snapshot.meta)
                 except Fault as fault:
                     raise OrchestratorError(f"node {name!r}: cannot restore its state: {fault}") from None
+        self._pending = sum(run.status == PENDING for run in self._order)
         self._halts = [HaltEvent(**event) for event in data["halts"]]
         self._done = bool(data["done"])
         restore_rng_state(snapshot.rng)

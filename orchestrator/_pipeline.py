@@ -26,6 +26,8 @@ from sage_core import (
 
 #: Edge target meaning "the target's input x0"; any other ``to_key`` is a context key.
 INPUT = "input"
+#: The context key a feedback edge delivers into when it names none.
+FEEDBACK = "feedback"
 DEFAULT_MAX_STEPS = 100
 
 
@@ -57,12 +59,17 @@ class Node:
     def output_kind(self) -> str | None:
         return getattr(self.plugin, "output_kind", None)
 
+    def context_kind(self, key: str) -> str | None:
+        """The kind the plugin declares for context key ``key`` (``context_kinds``), if any."""
+        return (getattr(self.plugin, "context_kinds", None) or {}).get(key)
+
 
 @attrs.define(slots=True, eq=False)
 class Edge:
     """A bridge from ``source`` to ``target``: feeds the target's input (``to == "input"``) or
     the context key ``to``; a ``streaming`` edge delivers after every source step instead of
-    once the source halted."""
+    once the source halted; a ``feedback`` edge (always streaming, into a context key) may close
+    a cycle and does not hold back the target's start."""
 
     source: str
     target: str
@@ -70,6 +77,7 @@ class Edge:
     to: str = INPUT
     streaming: bool = False
     bridge_name: str | None = None
+    feedback: bool = False
 
     @property
     def label(self) -> str:
@@ -109,9 +117,10 @@ class Pipeline:
     >>> p.add_node("b", "toy", config={"dim": 4})
     >>> p.add_edge("a", "b", "identity")
 
-    Errors name the node or edge: unknown plugin or bridge, duplicate node, cycle, an edge whose
-    source or target does not exist, two producers for one input, and bridge kinds that do not
-    match the plugins' declared ``output_kind``/``input_kind``.
+    Errors name the node or edge: unknown plugin or bridge, duplicate node, a cycle with no
+    feedback edge, an edge whose source or target does not exist, two producers for one input,
+    and bridge kinds that do not match the plugins' declared ``output_kind``/``input_kind``
+    (or ``context_kinds`` for a context key).
     """
 
     def __init__(self, name: str = "pipeline", *, registry: Registry | None = None) -> None:
@@ -179,10 +188,15 @@ class Pipeline:
         return node
 
     def add_edge(self, source: str, target: str, bridge: str | Bridge | Callable[..., Any] = "identity", *,
-                 to: str = INPUT, streaming: bool = False) -> Edge:
+                 to: str | None = None, streaming: bool = False, feedback: bool = False) -> Edge:
         """Connect ``source`` to ``target`` through ``bridge`` (registered name or callable);
-        ``to`` is ``"input"`` or a context key; raises PipelineError naming the edge."""
+        ``to`` is ``"input"`` (default) or a context key (default ``"feedback"`` for a feedback
+        edge). ``feedback=True`` streams every source step into the target's ``receive`` and may
+        close a cycle. Raises PipelineError naming the edge."""
         label = f"edge {source!r}->{target!r}"
+        if to is None:
+            to = FEEDBACK if feedback else INPUT
+        streaming = bool(streaming or feedback)
         for end, role in ((source, "source"), (target, "target")):
             if end not in self.graph:
                 raise PipelineError(f"{label}: {role} node {end!r} is not in the pipeline "
@@ -208,6 +222,9 @@ class Pipeline:
             raise PipelineError(f"{label}: bridge {resolved.name!r} reads {resolved.source_kind!r} but node "
                                 f"{source!r} ({src.plugin_name}) outputs {src.output_kind!r}")
         if to == INPUT:
+            if feedback:
+                raise PipelineError(f"{label}: a feedback edge goes into a context key of the running target "
+                                    f"(into = \"NAME\", delivered through receive), not its input")
             if not kinds_match(resolved.target_kind, dst.input_kind):
                 raise PipelineError(f"{label}: bridge {resolved.name!r} produces {resolved.target_kind!r} but node "
                                     f"{target!r} ({dst.plugin_name}) takes {dst.input_kind!r}")
@@ -218,17 +235,24 @@ class Pipeline:
                 raise PipelineError(f"{label}: node {target!r} has a literal input and an input edge")
         elif not isinstance(to, str) or not to:
             raise PipelineError(f"{label}: 'to' must be 'input' or a context key, got {to!r}")
+        elif not kinds_match(resolved.target_kind, dst.context_kind(to)):
+            raise PipelineError(f"{label}: bridge {resolved.name!r} produces {resolved.target_kind!r} but node "
+                                f"{target!r} ({dst.plugin_name}) takes {dst.context_kind(to)!r} as {to!r}")
         if streaming and not callable(getattr(dst.plugin, "receive", None)):
             raise PipelineError(f"{label}: streaming edges need the target plugin to define "
                                 f"receive(state, key, value); {dst.plugin_name!r} does not")
-        if nx.has_path(self.graph, target, source):
-            path = nx.shortest_path(self.graph, target, source)
-            raise PipelineError(f"{label} would close a cycle: {' -> '.join([*path, target])}")
-        edge = Edge(source, target, resolved, to, bool(streaming), bridge_name)
+        forward = self._forward()
+        if not feedback and nx.has_path(forward, target, source):
+            path = nx.shortest_path(forward, target, source)
+            raise PipelineError(f"{label} would close the cycle {' -> '.join([*path, target])} with no feedback "
+                                f"edge; mark one of its edges feedback = true")
+        edge = Edge(source, target, resolved, to, streaming, bridge_name, bool(feedback))
         self.graph.add_edge(source, target, edge=edge)
         if self.spec is not None:
-            self.spec["edges"].append({"from": source, "to": target, "bridge": bridge_name, "into": to,
-                                       "streaming": bool(streaming)})
+            entry = {"from": source, "to": target, "bridge": bridge_name, "into": to, "streaming": streaming}
+            if feedback:
+                entry["feedback"] = True
+            self.spec["edges"].append(entry)
         return edge
 
     # -- reading ----------------------------------------------------------------------------
@@ -238,11 +262,17 @@ class Pipeline:
         except KeyError:
             raise PipelineError(f"no node {name!r} in pipeline {self.name!r}") from None
 
+    def _forward(self) -> nx.DiGraph:
+        """A view of the graph without its feedback edges (it must stay acyclic)."""
+        graph = self.graph
+        return nx.subgraph_view(graph, filter_edge=lambda u, v: not graph.edges[u, v]["edge"].feedback)
+
     @property
     def nodes(self) -> list[Node]:
-        """Nodes in a deterministic topological order (ties broken by insertion order)."""
+        """Nodes in a deterministic topological order of the non-feedback edges (ties broken by
+        insertion order)."""
         order = {name: i for i, name in enumerate(self.graph.nodes)}
-        return [self.node(n) for n in nx.lexicographical_topological_sort(self.graph, key=order.__getitem__)]
+        return [self.node(n) for n in nx.lexicographical_topological_sort(self._forward(), key=order.__getitem__)]
 
     def in_edges(self, name: str) -> list[Edge]:
         return [data["edge"] for _, _, data in self.graph.in_edges(name, data=True)]
@@ -250,13 +280,33 @@ class Pipeline:
     def out_edges(self, name: str) -> list[Edge]:
         return [data["edge"] for _, _, data in self.graph.out_edges(name, data=True)]
 
+    def cycles(self) -> list[frozenset[str]]:
+        """The groups of nodes that exchange state both ways (strongly connected through feedback
+        edges), each as a set of node names, in order of their first node."""
+        order = {name: i for i, name in enumerate(self.graph.nodes)}
+        groups = [frozenset(c) for c in nx.strongly_connected_components(self.graph) if len(c) > 1]
+        return sorted(groups, key=lambda group: min(map(order.__getitem__, group)))
+
     def validate(self) -> None:
         """Re-check the whole graph (it is checked as it is built; this catches later edits)."""
         if not self.graph:
             raise PipelineError(f"pipeline {self.name!r} has no nodes")
-        if not nx.is_directed_acyclic_graph(self.graph):
-            cycle = nx.find_cycle(self.graph)
-            raise PipelineError(f"pipeline {self.name!r} has a cycle through node {cycle[0][0]!r}")
+        forward = self._forward()
+        if not nx.is_directed_acyclic_graph(forward):
+            cycle = [u for u, _ in nx.find_cycle(forward)]
+            raise PipelineError(f"pipeline {self.name!r} has the cycle {' -> '.join([*cycle, cycle[0]])} with no "
+                                f"feedback edge; mark one of its edges feedback = true")
+        for group in self.cycles():
+            for edge in self.out_edges_within(group):
+                if not edge.streaming and not callable(getattr(self.node(edge.target).plugin, "receive", None)):
+                    raise PipelineError(
+                        f"edge {edge.source!r}->{edge.target!r} lies on a cycle: {edge.target!r} gets "
+                        f"{edge.source!r}'s new result each time it comes to rest, so plugin "
+                        f"{self.node(edge.target).plugin_name!r} must define receive(state, key, value)")
+
+    def out_edges_within(self, group: frozenset[str]) -> list[Edge]:
+        """The edges whose both ends lie in ``group``."""
+        return [data["edge"] for u, v, data in self.graph.edges(data=True) if u in group and v in group]
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r}: {len(self.graph)} nodes, {self.graph.number_of_edges()} edges>"
@@ -287,11 +337,12 @@ class Pipeline:
         for i, entry in enumerate(spec.get("edges", [])):
             if not isinstance(entry, Mapping) or "from" not in entry or "to" not in entry:
                 raise PipelineError(f"edge #{i + 1}: needs from = \"NODE\" and to = \"NODE\"")
-            extra = set(entry) - {"from", "to", "bridge", "into", "streaming"}
+            extra = set(entry) - {"from", "to", "bridge", "into", "streaming", "feedback"}
             if extra:
                 raise PipelineError(f"edge {entry['from']!r}->{entry['to']!r}: unknown key(s) {sorted(extra)}")
-            pipeline.add_edge(entry["from"], entry["to"], entry.get("bridge") or "identity",
-                              to=entry.get("into", INPUT), streaming=bool(entry.get("streaming", False)))
+            pipeline.add_edge(entry["from"], entry["to"], entry.get("bridge") or "identity", to=entry.get("into"),
+                              streaming=bool(entry.get("streaming", False)),
+                              feedback=bool(entry.get("feedback", False)))
         pipeline.validate()
         return pipeline
 

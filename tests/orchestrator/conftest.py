@@ -3,13 +3,13 @@ import torch
 
 from sage_core import get_registry, hookimpl
 
-from .fakes import Costly, Faulty, GlobalNoise, Listener, Verdict, make_store
+from .fakes import Costly, Coupled, Faulty, GlobalNoise, Listener, Verdict, make_store
 
 
 class _TestPlugins:
     @hookimpl
     def sage_register_plugins(self, register):
-        for cls in (Faulty, GlobalNoise, Costly, Listener, Verdict):
+        for cls in (Faulty, GlobalNoise, Costly, Coupled, Listener, Verdict):
             register(cls)
 
 

@@ -1,4 +1,4 @@
-"""Test plugins (faulty, global-RNG, streaming, costly, halting by state) and a session store factory."""
+"""Test plugins (faulty, global-RNG, streaming, coupled both ways, costly, halting by state) and a session store factory."""
 
 from __future__ import annotations
 
@@ -101,6 +101,35 @@ class Listener(QuadraticDescent):
     def step(self, state: IRPState, budget: float | None = None) -> IRPState:
         new = super().step(state, budget)
         return new.evolve(x=0.9 * new.x + 0.1 * state.carry["hint"], carry=state.carry)
+
+
+class Coupled(QuadraticDescent):
+    """The toy quadratic plus a pull toward the latest vector received as ``peer``:
+    energy 0.5 ||Ax - b||^2 + 0.5 w ||x - peer||^2, so a received value changes the energy."""
+
+    name = "coupled"
+    context_kinds = {"peer": "vector"}
+
+    def __init__(self, weight: float = 1.0, **config: Any) -> None:
+        super().__init__(**config)
+        self.weight = weight
+
+    def init_state(self, x0: Any, ctx: Any) -> IRPState:
+        state = super().init_state(x0, ctx)
+        peer = state.x if ctx.get("peer") is None else torch.as_tensor(ctx["peer"], dtype=torch.float64)
+        return state.evolve(carry={"peer": peer.clone()})
+
+    def receive(self, state: IRPState, key: str, value: Any) -> IRPState:
+        return state.evolve(carry={key: torch.as_tensor(value, dtype=torch.float64).clone()},
+                            meta={**state.meta, "received": state.meta.get("received", 0) + 1})
+
+    def energy(self, state: IRPState) -> float:
+        d = state.x - state.carry["peer"]
+        return super().energy(state) + 0.5 * self.weight * float(d @ d)
+
+    def step(self, state: IRPState, budget: float | None = None) -> IRPState:
+        new = super().step(state, budget)
+        return new.evolve(x=new.x - self.lr * self.weight * (state.x - state.carry["peer"]), carry=state.carry)
 
 
 def make_store(root: Path) -> Any:

@@ -96,7 +96,7 @@ def test_example_pipelines_load():
     ("[nodes.a]\nplugin = 'toy'\n[[edges]]\nfrom='ghost'\nto='a'\n",
      "edge 'ghost'->'a': source node 'ghost' is not in the pipeline"),
     ("[nodes.a]\nplugin = 'toy'\n[nodes.b]\nplugin = 'toy'\n[[edges]]\nfrom='a'\nto='b'\n[[edges]]\nfrom='b'\nto='a'\n",
-     "edge 'b'->'a' would close a cycle: a -> b -> a"),
+     "edge 'b'->'a' would close the cycle a -> b -> a with no feedback edge"),
     ("[nodes.a]\nplugin = 'toy'\nconfig = { dim = 0 }\n", "node 'a': plugin 'toy' rejected its config"),
     ("[nodes.a]\nplugin = 'toy'\nhalt = { max_step = 3 }\n", "node 'a': bad halt options"),
     ("[nodes.a]\nplugin = 'toy'\ncolour = 'red'\n", "node 'a': unknown key(s) ['colour']"),
