@@ -1,0 +1,255 @@
+"""The FastAPI app of ``sage serve``: JSON endpoints over :class:`orchestrator.service.Service`,
+SSE run events, the web page, limits (413/422/503), the bearer token and graceful shutdown."""
+
+# no "from __future__ import annotations": FastAPI reads the route annotations, imported inside create_app
+
+import asyncio
+import math
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..service import CancelToken, Limits, RequestError, Service, parse_json, parse_run, parse_solve
+from ._auth import authorized, is_open
+from ._sse import KEEPALIVE, sse_frame
+
+STATIC = Path(__file__).parent / "static"
+_DISCONNECT_POLL_S = 0.05
+_SSE_WAIT_S = 0.25
+_KEEPALIVE_EVERY = 40  # idle waits between keep-alive comments (10 s)
+#: HTTP status for a request whose client went away (nginx's convention; never seen by that client).
+CLIENT_CLOSED = 499
+
+
+@attrs.frozen(slots=True)
+class ServeConfig:
+    """How to build the app's :class:`Service` (plain values, so a Ray replica can rebuild it):
+    ``store`` directory, ``batching``, ``max_batch``, ``limits``, ``pipelines_dir``, and the
+    bearer ``token`` (None: read ``SAGE_API_TOKEN``; empty: no token)."""
+
+    store: str | None = None
+    batching: bool = True
+    max_batch: int = 64
+    limits: Limits = Limits()
+    pipelines_dir: str | None = None
+    token: str | None = None
+
+    def build(self) -> Service:
+        """A new :class:`Service` with these settings."""
+        return Service(self.store, limits=self.limits, batching=self.batching, max_batch=self.max_batch,
+                       pipelines_dir=None if self.pipelines_dir is None else Path(self.pipelines_dir))
+
+    def api_token(self) -> str:
+        return os.environ.get("SAGE_API_TOKEN", "") if self.token is None else self.token
+
+
+def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": message, "field": field, "status": status}, status, headers=headers)
+
+
+class TokenGuard:
+    """ASGI middleware: 401 JSON unless ``Authorization: Bearer <token>`` (open paths excepted)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.token and not is_open(scope["path"]):
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if not authorized(header, self.token):
+                response = _error(401, "missing or wrong bearer token: send 'Authorization: Bearer <SAGE_API_TOKEN>'",
+                                  "Authorization", {"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (before reading
+    it all when Content-Length says so)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"request body is {declared} bytes, the limit is {limit}", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(f"request body is over the {limit}-byte limit", status=413)
+    return bytes(body)
+
+
+def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": properties, "required": required, "additionalProperties": False}}}}}
+
+
+SOLVE_SCHEMA = _schema({
+    "puzzle": {"description": "Sudoku grid (n lists of n ints, 0 = blank) or maze (equal-length strings of '#', ' ', 'S', 'G')",
+               "oneOf": [{"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                         {"type": "array", "items": {"type": "string"}}]},
+    "mode": {"type": "string", "enum": ["irp", "bare"], "default": "irp"},
+    "max_steps": {"type": "integer", "minimum": 1},
+    "plugin": {"type": "string", "default": "hrm"},
+    "seed": {"type": "integer", "minimum": 0, "default": 0}}, ["puzzle"])
+RUN_SCHEMA = _schema({
+    "pipeline": {"type": "string", "description": "a name from GET /v1/pipelines"},
+    "toml": {"type": "string", "description": "the text of a pipeline TOML file"},
+    "inputs": {"type": "object", "description": "input value by node name"},
+    "budget": {"type": "number", "minimum": 0}}, [])
+
+
+def create_app(config: ServeConfig = ServeConfig(), service: Service | None = None) -> Any:
+    """The FastAPI app. ``service``: use this one (tests); else one is built from ``config`` at
+    startup (or at the first request, under Ray Serve) and closed, checkpointing runs, at shutdown."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+        from fastapi.staticfiles import StaticFiles
+        from starlette.concurrency import run_in_threadpool
+        from starlette.exceptions import HTTPException
+    except ImportError as exc:
+        raise ImportError(f"sage serve needs FastAPI and uvicorn: pip install 'sage-irp[serve]' ({exc})") from None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        svc(app)
+        try:
+            yield
+        finally:
+            made = app.state.service
+            if made is not None:
+                await run_in_threadpool(made.close)
+
+    app = FastAPI(title="sage-irp", summary="Solve puzzles and run IRP pipelines; live telemetry over SSE.",
+                  lifespan=lifespan)
+    app.state.service = service
+    app.state.config = config
+    limits = config.limits if service is None else service.limits
+
+    def svc(app_: Any) -> Service:
+        if app_.state.service is None:
+            app_.state.service = app_.state.config.build()
+        return app_.state.service
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        headers = None if exc.retry_after is None else {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return JSONResponse(exc.to_dict(), exc.status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = {404: f"no endpoint {request.url.path}; see /docs", 405: f"{request.method} is not allowed on "
+                   f"{request.url.path}; see /docs"}.get(exc.status_code, str(exc.detail))
+        return _error(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return _error(422, f"{field}: {first.get('msg', 'invalid')}", field)
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error ({type(exc).__name__}: {exc}); please report it")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", summary="Liveness and load")
+    async def healthz(request: Request) -> dict[str, Any]:
+        s = svc(request.app)
+        return {"status": "ok", "pending_solves": s.solver.pending, "batching": s.solver.batching,
+                "runs": sum(r["status"] == "running" for r in s.runs.list())}
+
+    @app.get("/v1/plugins", summary="Installed plugins (as `sage plugins --json`)")
+    async def plugins(request: Request) -> list[dict[str, Any]]:
+        return svc(request.app).plugins()
+
+    @app.get("/v1/sessions", summary="Sessions in the store")
+    async def sessions(request: Request) -> list[dict[str, Any]]:
+        return await run_in_threadpool(svc(request.app).sessions)
+
+    @app.get("/v1/pipelines", summary="Pipeline names POST /v1/runs accepts")
+    async def pipelines(request: Request) -> list[str]:
+        return svc(request.app).runs.pipelines()
+
+    @app.post("/v1/solve", summary="Solve one puzzle (batched with concurrent requests)", openapi_extra=SOLVE_SCHEMA)
+    async def solve(request: Request) -> Any:
+        s = svc(request.app)
+        solve_request = parse_solve(parse_json(await read_body(request, limits.max_body_bytes), limits), limits)
+        token = CancelToken()
+        waiting = asyncio.wrap_future(s.solver.submit(solve_request, cancel=token))
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=_DISCONNECT_POLL_S)
+            if done:
+                return waiting.result().to_dict()
+            if await request.is_disconnected():
+                token.cancel()
+                return Response(status_code=CLIENT_CLOSED)
+
+    @app.post("/v1/runs", status_code=201, summary="Start a pipeline run (a session in the store)",
+              openapi_extra=RUN_SCHEMA)
+    async def start_run(request: Request) -> dict[str, Any]:
+        s = svc(request.app)
+        run_request = parse_run(parse_json(await read_body(request, limits.max_body_bytes), limits), limits)
+        run_id = await run_in_threadpool(s.runs.start, run_request)
+        return {"id": run_id, "status": "running", "events": f"/v1/runs/{run_id}/events"}
+
+    @app.get("/v1/runs", summary="Runs this server has started or resumed")
+    async def list_runs(request: Request) -> list[dict[str, Any]]:
+        return svc(request.app).runs.list()
+
+    @app.get("/v1/runs/{run_id}", summary="Status and per-node results of a run")
+    async def run_status(run_id: str, request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(svc(request.app).runs.status, run_id)
+
+    @app.delete("/v1/runs/{run_id}", summary="Cancel a run (checkpointed, resumable)")
+    async def cancel_run(run_id: str, request: Request) -> dict[str, Any]:
+        return await run_in_threadpool(svc(request.app).runs.cancel, run_id)
+
+    @app.post("/v1/runs/{run_id}/resume", summary="Resume a saved run from its latest checkpoint")
+    async def resume_run(run_id: str, request: Request) -> dict[str, Any]:
+        await run_in_threadpool(svc(request.app).runs.resume, run_id)
+        return {"id": run_id, "status": "running", "events": f"/v1/runs/{run_id}/events"}
+
+    @app.get("/v1/runs/{run_id}/events", summary="Server-Sent Events: one per step and per halt, then end")
+    async def run_events(run_id: str, request: Request, after: int = 0) -> StreamingResponse:
+        runs = svc(request.app).runs
+        last = request.headers.get("last-event-id", "")
+        start = int(last) + 1 if last.isdigit() else max(after, 0)
+        await run_in_threadpool(runs.events, run_id, start, 0)  # 404 now, before the stream starts
+
+        async def stream() -> Any:
+            index, idle = start, 0
+            while True:
+                events, finished = await run_in_threadpool(runs.events, run_id, index, _SSE_WAIT_S)
+                for event in events:
+                    yield sse_frame(index, event)
+                    index += 1
+                if finished and not events:
+                    return
+                if events:
+                    idle = 0
+                    continue
+                if await request.is_disconnected():
+                    return
+                idle += 1
+                if idle % _KEEPALIVE_EVERY == 0:
+                    yield KEEPALIVE
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    token = config.api_token()
+    if token:
+        app.add_middleware(TokenGuard, token=token)
+    return app
