@@ -16,6 +16,10 @@ def sage_register_commands(cli: Any) -> None:
     for command in (run_command, resume_command, plot_command, demo_command):
         cli.add_command(command)
 
+    from .tools.cli import mcp_command
+
+    cli.add_command(mcp_command)
+
     from .http.cli import serve_command
 
     cli.add_command(serve_command)
