@@ -13,10 +13,13 @@ from sage_core import IRPState
 ANY = "any"
 
 
-def kinds_match(produced: str | None, expected: str | None) -> bool:
-    """True if a value of kind ``produced`` may be used where ``expected`` is declared."""
+def kinds_match(produced: str | None, expected: str | tuple[str, ...] | None) -> bool:
+    """True if a value of kind ``produced`` may be used where ``expected`` (a kind, or a tuple of
+    accepted kinds) is declared."""
     if produced in (None, ANY) or expected in (None, ANY):
         return True
+    if isinstance(expected, tuple):
+        return ANY in expected or produced in expected
     return produced == expected
 
 

@@ -81,6 +81,8 @@ class NodeRun:
     streams: tuple = ()
     redeliver: tuple = ()
     cycle: tuple = ()
+    #: The plugin's ``output(state)`` (the value of its output kind), if it has one.
+    output: Any = None
 
     @property
     def remaining(self) -> float:
@@ -255,6 +257,8 @@ class Orchestrator:
             outs = pipeline.out_edges(run.name)
             run.streams = tuple(edge for edge in outs if edge.streaming)
             run.redeliver = tuple(edge for edge in outs if not edge.streaming and runs[edge.target] in run.cycle)
+            output = getattr(run.node.plugin, "output", None)
+            run.output = output if callable(output) else None
         self._pending = sum(run.status == PENDING for run in self._order)
 
     def _split(self) -> None:
@@ -340,7 +344,7 @@ class Orchestrator:
         ctx: dict[str, Any] = {"seed": node.seed}
         try:
             for edge, src in sources:
-                value = edge.bridge(self._state_of(src))
+                value = edge.bridge(self._output_of(src))
                 if edge.to == INPUT:
                     x0 = value
                 else:
@@ -363,12 +367,14 @@ class Orchestrator:
     def _deliver(self, run: NodeRun, edges: tuple) -> None:
         """Send ``run``'s current state along ``edges`` into the started targets' ``receive``; a
         resting target whose energy the value changes wakes up."""
-        state = self._state_of(run)
+        state = None
         for edge in edges:
             target = self.runs[edge.target]
             if target.status not in (RUNNING, STARVED, RESTING):
                 continue
             try:
+                if state is None:
+                    state = self._output_of(run)
                 energy, cost = self.backend.receive(target.name, edge.to, edge.bridge(state))
             except Exception as exc:  # noqa: BLE001
                 fault = exc if isinstance(exc, Fault) else from_exception(exc, f"stream {edge.label}")
@@ -386,6 +392,13 @@ class Orchestrator:
         last = run.history.last
         if state is not None and last is not None and state.energy != last:
             state = state.evolve(energy=last)
+        return state
+
+    def _output_of(self, run: NodeRun) -> IRPState | None:
+        """What bridges read from a node: its state, with ``x`` = ``plugin.output(state)`` if it has one."""
+        state = self._state_of(run)
+        if run.output is not None and state is not None:
+            state = state.evolve(x=run.output(state))
         return state
 
     # -- stepping ------------------------------------------------------------------------

@@ -57,6 +57,14 @@ class IRPPlugin:
     should derive from the state (see :func:`sage_core.rng.step_generator`) so that a
     resumed run is identical to an uninterrupted one.
 
+    Kinds (DESIGN.md section 8: ``"image"``, ``"sudoku_grid"``, ``"solved_puzzle"``, ...) let
+    pipelines be checked when built: ``input_kind`` (a kind, or a tuple of the kinds ``x0`` may
+    be), ``output_kind`` (what bridges read from the node) and ``context_kinds`` (context key
+    -> kind). ``None`` leaves a side undeclared (it matches any bridge). Optional
+    ``receive(state, key, value) -> IRPState`` takes a value streamed in while the node runs
+    (streaming and feedback edges); optional ``output(state)`` gives the value of
+    ``output_kind`` when ``state.x`` is not already it (bridges then read it as ``state.x``).
+
     Optional batch methods, for hosts that serve many sessions at once (the orchestrator's
     ``BatchPool`` and ``run_sessions``): ``init_state_batch(x0s, ctxs)``, ``step_batch(states)``,
     ``project_batch(states)`` and ``energy_batch(states)``, each equal to the single-session
@@ -66,6 +74,9 @@ class IRPPlugin:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0.0.0"
     api_version: ClassVar[int] = API_VERSION
+    input_kind: ClassVar[str | tuple[str, ...] | None] = None
+    output_kind: ClassVar[str | None] = None
+    context_kinds: ClassVar[Mapping[str, str]] = {}
 
     def init_state(self, x0: Any, ctx: Mapping[str, Any]) -> IRPState:
         """Build the initial state from an input ``x0`` and a context (``seed``, upstream outputs)."""
@@ -137,6 +148,8 @@ _OPTIONAL_METHODS: dict[str, int] = {
     "energy_batch": 1,
     "project_batch": 1,
     "init_state_batch": 2,
+    "receive": 3,
+    "output": 1,
 }
 
 
@@ -175,6 +188,7 @@ def validate_plugin_class(cls: Any) -> None:
             f"{low}..{high}: install a release of the plugin written for API {high}"
             + (" or upgrade sage-irp" if api > high else "")
         )
+    _check_kinds(name, cls)
     for method, arity in {**_REQUIRED_METHODS, **_OPTIONAL_METHODS}.items():
         fn = getattr(cls, method, None)
         if fn is None:
@@ -186,6 +200,25 @@ def validate_plugin_class(cls: Any) -> None:
         if method in _REQUIRED_METHODS and getattr(IRPPlugin, method, None) is fn:
             raise PluginContractError(f"plugin {name!r}: required method {method}() is not implemented")
         _check_arity(name, method, fn, arity)
+
+
+def _check_kinds(name: str, cls: Any) -> None:
+    """Declared kinds must be strings (``input_kind`` may be a tuple of them), ``context_kinds`` a dict."""
+    def is_kind(value: Any) -> bool:
+        return isinstance(value, str) and bool(value)
+
+    accepted = getattr(cls, "input_kind", None)
+    if accepted is not None and not (is_kind(accepted) or (isinstance(accepted, tuple) and accepted
+                                                           and all(map(is_kind, accepted)))):
+        raise PluginContractError(f"plugin {name!r}: input_kind must be a kind name, a tuple of them or None, "
+                                  f"got {accepted!r}")
+    produced = getattr(cls, "output_kind", None)
+    if produced is not None and not is_kind(produced):
+        raise PluginContractError(f"plugin {name!r}: output_kind must be a kind name or None, got {produced!r}")
+    context = getattr(cls, "context_kinds", None) or {}
+    if not isinstance(context, Mapping) or not all(is_kind(k) and is_kind(v) for k, v in context.items()):
+        raise PluginContractError(f"plugin {name!r}: context_kinds must map context keys to kind names, "
+                                  f"got {context!r}")
 
 
 def _check_arity(name: str, method: str, fn: Any, arity: int) -> None:

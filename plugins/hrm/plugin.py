@@ -69,20 +69,59 @@ def parse_puzzle(puzzle: Any) -> tuple[Task, np.ndarray]:
     return get_task(f"sudoku{n}"), arr.reshape(-1).astype(np.int64)
 
 
+def _walk(grid: np.ndarray, on_path: np.ndarray) -> list[tuple[int, int]]:
+    """The cells of ``on_path`` in order from S, stepping to an unvisited path neighbour (or G)
+    until G or a dead end."""
+    cur, goal = maze.find(grid, maze.START), maze.find(grid, maze.GOAL)
+    cells, seen = [cur], {cur}
+    while cur != goal:
+        r, c = cur
+        nxt = [(r + dr, c + dc) for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
+               if 0 <= r + dr < grid.shape[0] and 0 <= c + dc < grid.shape[1] and (r + dr, c + dc) not in seen
+               and (on_path[r + dr, c + dc] or (r + dr, c + dc) == goal)]
+        if not nxt:
+            break
+        cur = goal if goal in nxt else nxt[0]
+        cells.append(cur)
+        seen.add(cur)
+    return cells
+
+
 class HRMReasoner(IRPPlugin):
     """Hierarchical Reasoning Model solving Sudoku (4x4, 6x6, 9x9) and mazes, one segment per step."""
 
     name: ClassVar[str] = "hrm"
     version: ClassVar[str] = "1.0.0"
     api_version: ClassVar[int] = sage_core.API_VERSION
+    input_kind: ClassVar[tuple[str, ...]] = ("sudoku_grid", "maze_grid")
+    output_kind: ClassVar[str] = "solved_puzzle"
 
     _model_cache: ClassVar[dict[str, HRM]] = {}
     _fast_cache: ClassVar[dict[int, FastSegment]] = {}
+    #: ONNX Runtime segments by (model id, export file or ""): (model, runner)
+    _onnx_cache: ClassVar[dict[tuple[int, str], tuple[HRM, Any]]] = {}
 
-    def __init__(self, checkpoint: str | None = None, mode: str = "irp", max_steps: int | None = None) -> None:
+    def __init__(self, checkpoint: str | None = None, mode: str = "irp", max_steps: int | None = None,
+                 runtime: str = "eager", exports: Mapping[str, str] | None = None) -> None:
+        """``runtime="onnx"`` runs each segment on ONNX Runtime (extra ``onnx``): the graph is
+        exported in memory, or read from ``exports`` ({checkpoint name or task: file made by
+        ``sage export hrm``}, checked to be of that checkpoint), e.g. an int8 export."""
         self.checkpoint = checkpoint
         self.default_mode = mode
         self.default_max_steps = max_steps
+        if runtime not in ("eager", "onnx"):
+            raise ValueError(f"runtime must be 'eager' or 'onnx', got {runtime!r}")
+        if exports and runtime != "onnx":
+            raise ValueError("exports= are ONNX export files: pass runtime='onnx' too")
+        self.runtime = runtime
+        self.exports = {str(k): str(v) for k, v in (exports or {}).items()}
+        if runtime == "onnx":
+            from .export import read_export
+            from .runtime import _onnxruntime
+
+            _onnxruntime()  # the missing extra is one clear error now, not at the first step
+            for file in self.exports.values():
+                read_export(file)  # a corrupt or foreign file fails here
 
     # --- model --------------------------------------------------------------------------
     def model_for(self, task: str, checkpoint: str | None = None) -> HRM:
@@ -228,11 +267,24 @@ class HRMReasoner(IRPPlugin):
     def forward_for(self, model: HRM) -> FastSegment:
         """The serving forward of ``model`` (:class:`FastSegment`: ``HRM.segment`` with fewer,
         cheaper kernels, equal within float tolerance; ``HRM.segment`` itself for models it
-        does not cover)."""
+        does not cover); with ``runtime="onnx"`` an ONNX Runtime segment of the same call."""
+        if self.runtime == "onnx":
+            return self._onnx_for(model)
         fast = self._fast_cache.get(id(model))
         if fast is None or fast.model is not model:
             fast = self._fast_cache[id(model)] = FastSegment(model)
         return fast
+
+    def _onnx_for(self, model: HRM) -> Any:
+        from .checkpoint import resolve
+        from .export import onnx_runner_for
+
+        key = next(k for k, m in self._model_cache.items() if m is model)
+        file = self.exports.get(key) or self.exports.get(model.cfg.task)
+        cached = self._onnx_cache.get((id(model), file or ""))
+        if cached is None or cached[0] is not model:
+            cached = self._onnx_cache[(id(model), file or "")] = (model, onnx_runner_for(model, resolve(key), file))
+        return cached[1]
 
     def step_batch(self, states: list[IRPState]) -> list[IRPState]:
         """Step many sessions as one batch (grouped by model); equal to stepping each alone
@@ -293,6 +345,18 @@ class HRMReasoner(IRPPlugin):
         v = np.fromiter((s.meta["best_violations"] for s in states), dtype=np.float64, count=n)
         c = np.fromiter((s.x["conf"][1] for s in states), dtype=np.float64, count=n)
         return (v + CONF_WEIGHT * (1.0 - c)).tolist()
+
+    def output(self, state: IRPState) -> dict[str, Any]:
+        """The ``solved_puzzle`` value: ``{"puzzle", "solution", "verified"}``, the solution as an
+        n x n grid, or for a maze the path as (row, col) cells from S towards G."""
+        task = get_task(state.meta["task"])
+        puzzle = state.x["puzzle"].reshape(task.size, task.size)
+        verified = state.step > 0 and state.meta["best_violations"] == 0
+        if task.kind == "sudoku":
+            return {"puzzle": puzzle.tolist(), "solution": self.solution(state).tolist(), "verified": verified}
+        on_path = state.x["best"].reshape(task.size, task.size) == maze.PATH
+        return {"puzzle": maze.render(puzzle, np.zeros_like(on_path)), "solution": _walk(puzzle, on_path),
+                "verified": verified}
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod

@@ -54,3 +54,19 @@ def test_import_refuses_foreign_export_format():
         plugin.import_state(tensors, {**meta, "format": 99})
     with pytest.raises(StateCodecError, match="'x' and 'carry'"):
         plugin.import_state(tensors, {**meta, "tree": {"d": {}}})
+
+
+@pytest.mark.parametrize("attrs_, needle", [
+    ({"input_kind": 3}, "input_kind must be a kind name"),
+    ({"input_kind": ()}, "input_kind must be a kind name"),
+    ({"output_kind": ("a", "b")}, "output_kind must be a kind name"),
+    ({"context_kinds": {"hint": 1}}, "context_kinds must map"),
+    ({"receive": lambda self, state: state}, "receive"),
+])
+def test_declared_kinds_and_receive_are_checked(attrs_, needle):
+    bad = type("Bad", (QuadraticDescent,), {"name": "bad", **attrs_})
+    with pytest.raises(PluginContractError, match=needle):
+        validate_plugin_class(bad)
+    good = type("Good", (QuadraticDescent,), {"name": "good", "input_kind": ("image", "sudoku_grid"),
+                                               "context_kinds": {"conflicts": "cell_conflicts"}})
+    validate_plugin_class(good)

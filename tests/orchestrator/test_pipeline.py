@@ -160,3 +160,58 @@ def test_run_inputs_are_checked():
     result = o.run({"a": [3.0, -1.0]})
     assert result["a"].energies[0] == p.node("a").plugin.energy(
         p.node("a").plugin.init_state([3.0, -1.0], {}))
+
+
+def test_kinds_are_checked_against_accepted_tuples_and_context_kinds():
+    class Grid(QuadraticDescent):
+        name = "grid_reader"
+        output_kind = "sudoku_grid"
+
+    class Solver(QuadraticDescent):
+        name = "solver"
+        input_kind = ("sudoku_grid", "maze_grid")
+        output_kind = "solved_puzzle"
+        context_kinds = {"hint": "cell_conflicts"}
+
+    to_grid = bridge("to_grid", source_kind="sudoku_grid", target_kind="sudoku_grid")(lambda s: s.x)
+    to_text = bridge("to_text", source_kind="solved_puzzle", target_kind="text")(lambda s: str(s.x))
+    p = Pipeline()
+    p.add_node("read", Grid())
+    p.add_node("solve", Solver())
+    p.add_edge("read", "solve", to_grid)
+    with pytest.raises(PipelineError, match=r"edge 'solve'->'read': bridge 'to_grid' reads 'sudoku_grid' but node "
+                                            r"'solve' \(solver\) outputs 'solved_puzzle'"):
+        p.add_edge("solve", "read", to_grid, feedback=True)
+    q = Pipeline()
+    q.add_node("a", Solver())
+    q.add_node("b", Solver())
+    with pytest.raises(PipelineError, match=r"bridge 'to_text' produces 'text' but node 'b' \(solver\) takes "
+                                            r"\('sudoku_grid', 'maze_grid'\)"):
+        q.add_edge("a", "b", to_text)
+    with pytest.raises(PipelineError, match=r"takes 'cell_conflicts' as 'hint'"):
+        q.add_edge("a", "b", to_text, to="hint")
+
+
+def test_bridges_read_the_plugins_output_value():
+    class Boxed(QuadraticDescent):
+        name = "boxed"
+        output_kind = "box"
+
+        def output(self, state):
+            return {"value": state.x.tolist(), "step": state.step}
+
+    seen = {}
+
+    class Spy(QuadraticDescent):
+        name = "spy"
+
+        def init_state(self, x0, ctx):
+            seen["box"] = ctx["box"]
+            return super().init_state(None, ctx)
+
+    p = Pipeline()
+    p.add_node("a", Boxed(dim=3), halt={"max_steps": 2})
+    p.add_node("b", Spy(dim=3), halt={"max_steps": 1})
+    p.add_edge("a", "b", "identity", to="box")
+    result = Orchestrator(p).run()
+    assert seen["box"] == {"value": result["a"].state.x.tolist(), "step": 2}
