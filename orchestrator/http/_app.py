@@ -168,6 +168,7 @@ def create_app(config: ServeConfig = ServeConfig(), service: Service | None = No
     async def healthz(request: Request) -> dict[str, Any]:
         s = svc(request.app)
         return {"status": "ok", "pending_solves": s.solver.pending, "batching": s.solver.batching,
+                "solves": dict(s.solver.counts),
                 "runs": sum(r["status"] == "running" for r in s.runs.list())}
 
     @app.get("/v1/plugins", summary="Installed plugins (as `sage plugins --json`)")

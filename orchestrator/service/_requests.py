@@ -57,7 +57,7 @@ def parse_int(value: Any, field: str, lo: int, hi: int) -> int:
     if not _is_int(value):
         raise RequestError(f"{field} must be an integer, got {type(value).__name__}", field=field)
     if not lo <= value <= hi:
-        shown = str(value) if abs(value) < 10**30 else f"a {len(str(abs(value)))}-digit number"
+        shown = str(value) if abs(value) < 10**30 else f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
         raise RequestError(f"{field} must be in {lo}..{hi}, got {shown}", field=field)
     return value
 

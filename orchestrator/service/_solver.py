@@ -117,6 +117,8 @@ class Solver:
         self._plugins: dict[str, Any] = {}
         self._cond = threading.Condition()
         self._closed = False
+        #: Requests resolved so far, by outcome (solved, refused, cancelled, rejected, failed).
+        self.counts = dict.fromkeys(("solved", "refused", "cancelled", "rejected", "failed"), 0)
         self._thread = threading.Thread(target=self._work, name="sage-solver", daemon=True)
         self._thread.start()
 
@@ -136,6 +138,7 @@ class Solver:
                 raise RequestError("the server is shutting down; retry on another instance", status=503,
                                    retry_after=1.0)
             if len(self._jobs) >= self.limits.max_queue:
+                self.counts["rejected"] += 1
                 raise RequestError(f"{len(self._jobs)} solves are queued, the limit is {self.limits.max_queue}; "
                                    "retry shortly", status=503, retry_after=1.0)
             job = _Job(uuid.uuid4().hex[:12], request, Future(), on_step, cancel or CancelToken(), time.monotonic())
@@ -186,6 +189,9 @@ class Solver:
 
     def _fail(self, job: _Job, error: BaseException) -> None:
         self._jobs.pop(job.id, None)
+        outcome = ("cancelled" if isinstance(error, Cancelled) else "failed" if not isinstance(error, RequestError)
+                   else "rejected" if error.status == 503 else "refused")
+        self.counts[outcome] += 1
         if not job.future.done():
             job.future.set_exception(error)
 
@@ -258,6 +264,7 @@ class Solver:
         check = getattr(plugin, "verified", None)
         verified = bool(check(state)) if callable(check) and state is not None else result.decision.policy == "verified"
         self._jobs.pop(job.id, None)
+        self.counts["solved"] += 1
         if not job.future.done():
             job.future.set_result(SolveResult(job.id, plugin.name, answer, result.energy, verified, result.steps,
                                               result.decision.policy, result.decision.reason,
