@@ -25,5 +25,6 @@ def homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def apply_homography(h: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points`` (..., 2) mapped through ``h``."""
     p = np.asarray(points, dtype=np.float64)
-    w = p @ h[:, :2].T + h[:, 2]
-    return w[..., :2] / w[..., 2:3]
+    x, y = p[..., 0], p[..., 1]  # elementwise: a BLAS call here spins threads on a busy machine
+    w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+    return np.stack([(h[0, 0] * x + h[0, 1] * y + h[0, 2]) / w, (h[1, 0] * x + h[1, 1] * y + h[1, 2]) / w], -1)

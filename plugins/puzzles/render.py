@@ -123,7 +123,7 @@ def _corners(left: float, side: float, page: int, style: Style, rng: np.random.G
     warped = (flat - centre) @ rot.T + centre
     warped += rng.uniform(-1, 1, (4, 2)) * (style.perspective * side + style.corner_jitter)
     lo, hi = warped.min(0), warped.max(0)
-    room = page - 2 * max(2.0, 0.25 * style.margin * style.cell_px)
+    room = page - 2 * max(2.0, 0.5 * style.margin * style.cell_px)
     scale = min(1.0, room / float((hi - lo).max()))
     warped = (warped - (lo + hi) / 2) * scale + centre
     return flat, warped
