@@ -1,14 +1,13 @@
 """The tool catalogue: every LLM tool sage offers, with JSON schemas, independent of any protocol.
 
 Built in: ``list_plugins`` and ``run_pipeline``. Every ``ToolSpec`` a plugin registers through
-``sage_register_tools`` becomes a tool that runs one session of that plugin per call. The MCP
-server and the ``llm`` plugin both serve this catalogue.
+``sage_register_tools`` becomes a tool that solves one session of that plugin per call. Calls
+go through :mod:`orchestrator.service`, the request layer ``sage serve`` uses: solves are
+batched across concurrent calls by its Solver, pipeline runs are sessions of its RunManager.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,11 +15,14 @@ import attrs
 
 from sage_core import Registry, ToolSpec, get_registry
 
-from ._run import run_pipeline, solve_session
+from ..service import CancelToken, RequestError, RunManager, Service, SolveRequest, parse_run
 
-#: ``progress(count, total, message)``: called after every refinement step of a call (and once at
-#: its halt); ``count`` rises by one per report, ``total`` is the most there can be, if known.
+#: ``progress(count, total, message)``: called after every refinement step of a call and once
+#: at its end; ``count`` rises by one per report, ``total`` is set on the last one.
 Progress = Callable[[int, "int | None", str], None]
+
+#: Seconds a run_pipeline call waits for new events before it checks its cancel flag again.
+_POLL_S = 0.1
 
 
 class ToolInputError(ValueError):
@@ -29,16 +31,16 @@ class ToolInputError(ValueError):
 
 @attrs.define(slots=True, eq=False)
 class Call:
-    """One tool call's side channel: progress after each step, and a flag that cancels the call."""
+    """One tool call's side channel: progress after each step, and a token that cancels the call."""
 
     progress: Progress | None = None
-    cancel: threading.Event = attrs.field(factory=threading.Event)
+    cancel: CancelToken = attrs.field(factory=CancelToken)
     reports: int = 0
 
-    def report(self, message: str, total: int | None = None) -> None:
+    def report(self, message: str, last: bool = False) -> None:
         self.reports += 1
         if self.progress is not None:
-            self.progress(self.reports, total, message)
+            self.progress(self.reports, self.reports if last else None, message)
 
 
 @attrs.frozen(slots=True)
@@ -67,39 +69,58 @@ def check_arguments(tool: Tool, arguments: Any) -> Mapping[str, Any]:
     return arguments
 
 
-def finite(value: float | None) -> float | None:
-    """A JSON-safe energy: non-finite values become None."""
-    return value if value is not None and math.isfinite(value) else None
+def energy_text(energy: float | None) -> str:
+    return "-" if energy is None else f"{energy:.6g}"
 
 
-def spec_tool(spec: ToolSpec, registry: Registry) -> Tool:
-    """The tool of a plugin's :class:`ToolSpec`: prepare, one session of the plugin, its result."""
-    lock = threading.Lock()
-    instances: list[Any] = []
-    field = next(iter(spec.input_schema.get("required", ())), "arguments")
+def input_error(error: RequestError, field: str | None = None) -> ToolInputError:
+    """The service's refusal as a tool error naming the argument (``field`` overrides its field)."""
+    field = field or error.field
+    message = error.message
+    return ToolInputError(message if not field or message.startswith(field) else f"{field}: {message}")
 
-    def plugin() -> Any:
-        with lock:
-            if not instances:
-                instances.append(registry.create(spec.plugin, **dict(spec.config)))
-            return instances[0]
+
+def solve_output_schema(answer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The structured result of a plugin tool: the service's SolveResult, ``answer`` typed."""
+    number = {"type": ["number", "null"]}
+    return {"type": "object", "properties": {
+        "answer": dict(answer or {}), "verified": {"type": "boolean"}, "energy": number,
+        "segments": {"type": "integer", "description": "refinement steps used"},
+        "reason": {"type": "string", "description": "why the session halted"}, "detail": {"type": "string"},
+        "session": {"type": "string"}, "plugin": {"type": "string"}, "elapsed_s": {"type": "number"}},
+        "required": ["answer", "verified", "segments", "reason"]}
+
+
+@attrs.frozen(slots=True)
+class ToolRequest(SolveRequest):
+    """A solve whose plugin context is whatever the tool's ``prepare`` made of its arguments."""
+
+    ctx: dict[str, Any] = attrs.field(factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        return dict(self.ctx)
+
+
+def spec_tool(spec: ToolSpec, service: Service) -> Tool:
+    """The tool of a plugin's :class:`ToolSpec`: prepare, then one solve of the plugin."""
+    field = next(iter(spec.input_schema.get("required", ())), None)
 
     def run(arguments: Mapping[str, Any], call: Call) -> dict[str, Any]:
         try:
             x0, ctx = spec.prepare(arguments)
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
-        out = solve_session(plugin(), x0, ctx, spec.max_steps, call)
-        if out.state is None:  # refused at init_state: the input, not the tool, is at fault
-            detail = out.fault.detail if out.fault is not None else out.decision.reason
-            raise ToolInputError(f"{field}: {detail.split(': ', 1)[-1]}")
-        if out.fault is not None:
-            raise RuntimeError(f"{spec.plugin} failed after {out.steps} step(s): {out.fault.detail}")
-        result = dict(spec.result(out.state))
-        result.update(steps=out.steps, energy=finite(out.energy), halt_reason=out.decision.policy)
-        return result
+        request = ToolRequest(x0, plugin=spec.plugin, ctx=dict(ctx))
+        on_step = (lambda event: call.report(f"step {event.step}: energy {energy_text(event.energy)}"))  # noqa: E731
+        try:
+            result = service.solver.solve(request, on_step=on_step, cancel=call.cancel)
+        except RequestError as exc:
+            raise input_error(exc, field if exc.field == "puzzle" else None) from None
+        call.report(f"halted: {result.reason} after {result.segments} step(s), energy {energy_text(result.energy)}",
+                    last=True)
+        return result.to_dict()
 
-    return Tool(spec.name, spec.description, spec.input_schema, run, spec.output_schema)
+    return Tool(spec.name, spec.description, spec.input_schema, run, solve_output_schema(spec.answer_schema))
 
 
 LIST_PLUGINS_SCHEMA = {"type": "object", "properties": {}, "additionalProperties": False}
@@ -108,35 +129,59 @@ RUN_PIPELINE_SCHEMA = {
     "type": "object",
     "properties": {
         "pipeline": {"type": "string", "maxLength": 64,
-                     "description": "a pipeline name (a TOML file of examples/pipelines, e.g. 'toy_chain')"},
+                     "description": "a pipeline name (list_plugins shows them, e.g. 'toy_chain')"},
         "toml": {"type": "string", "maxLength": 65536, "description": "the text of a pipeline TOML file"},
         "inputs": {"type": "object", "description": "input values by node name"},
         "budget": {"type": "number", "minimum": 0, "description": "ATP budget (default: the pipeline's)"},
         "session": {"type": "string", "maxLength": 64,
-                    "description": "resume this stopped session instead (its id from an earlier result)"},
+                    "description": "resume this stopped run instead (the session id of an earlier result)"},
     },
     "additionalProperties": False,
 }
 
 
-class Catalogue:
-    """The tools of a registry (default: the process-wide one), by name."""
+def run_pipeline(runs: RunManager, arguments: Mapping[str, Any], call: Call) -> dict[str, Any]:
+    """Start (or, with ``session``, resume) a pipeline run and follow it to its end, reporting
+    each step; a cancelled call stops the run checkpointed, resumable by its session id."""
+    if "session" in arguments:
+        run_id = runs.resume(str(arguments["session"]))
+    else:
+        run_id = runs.start(parse_run(dict(arguments), runs.limits))
+    seen, done = 0, False
+    while not done:
+        if call.cancel.cancelled:
+            runs.cancel(run_id)
+            break
+        events, done = runs.events(run_id, seen, timeout=_POLL_S)
+        seen += len(events)
+        for event in events:
+            if event.get("kind") == "step":
+                call.report(f"{event['plugin']} step {event['step']}: energy {energy_text(event['energy'])}")
+            elif event.get("kind") == "halt":
+                call.report(f"{event['plugin']} halted: {event['policy']} after {event['step']} step(s)")
+    status = runs.status(run_id)
+    call.report(f"run {status['status']}", last=True)
+    return {"session": run_id, **status}
 
-    def __init__(self, registry: Registry | None = None, *, store: Any = None,
-                 pipelines_dir: Any = None) -> None:
+
+class Catalogue:
+    """The tools of a registry (default: the process-wide one) by name, served through ``service``
+    (default: a new :class:`~orchestrator.service.Service` on the default SessionStore)."""
+
+    def __init__(self, registry: Registry | None = None, *, service: Service | None = None) -> None:
         self.registry = registry if registry is not None else get_registry()
-        self.store = store
-        self.pipelines_dir = pipelines_dir
+        self.service = service if service is not None else Service(registry=self.registry)
         self.tools: dict[str, Tool] = {
-            "list_plugins": Tool("list_plugins", "List the installed sage plugins (reasoners) and tools.",
+            "list_plugins": Tool("list_plugins", "List the installed sage plugins (reasoners), tools and pipelines.",
                                  LIST_PLUGINS_SCHEMA, self._list_plugins),
             "run_pipeline": Tool("run_pipeline", "Run a sage reasoning pipeline (several IRP plugins joined by "
                                  "bridges) under an ATP budget as a checkpointed session; the result names the "
-                                 "session so a later call can resume it.", RUN_PIPELINE_SCHEMA, self._run_pipeline),
+                                 "session so a later call can resume it.", RUN_PIPELINE_SCHEMA,
+                                 lambda arguments, call: run_pipeline(self.service.runs, arguments, call)),
         }
         for name, item in sorted(self.registry.items("tool").items()):
             if name not in self.tools:
-                self.tools[name] = spec_tool(item.obj, self.registry)
+                self.tools[name] = spec_tool(item.obj, self.service)
 
     def get(self, name: str) -> Tool:
         tool = self.tools.get(name)
@@ -147,19 +192,15 @@ class Catalogue:
     def call(self, name: str, arguments: Any, call: Call | None = None) -> dict[str, Any]:
         """Run tool ``name``; ToolInputError for bad arguments (naming them)."""
         tool = self.get(name)
-        return tool.run(check_arguments(tool, arguments), call or Call())
+        try:
+            return tool.run(check_arguments(tool, arguments), call or Call())
+        except RequestError as exc:
+            raise input_error(exc) from None
+
+    def close(self) -> None:
+        """Stop the service: running pipeline runs are checkpointed."""
+        self.service.close()
 
     def _list_plugins(self, arguments: Mapping[str, Any], call: Call) -> dict[str, Any]:
-        plugins = [{"name": item.name, "version": item.version, "distribution": item.distribution,
-                    "input_kind": getattr(item.obj, "input_kind", None),
-                    "output_kind": getattr(item.obj, "output_kind", None)}
-                   for item in sorted(self.registry.plugins.values(), key=lambda i: i.name)]
         tools = [{"name": t.name, "description": t.description} for t in self.tools.values()]
-        return {"plugins": plugins, "tools": tools}
-
-    def _run_pipeline(self, arguments: Mapping[str, Any], call: Call) -> dict[str, Any]:
-        try:
-            return run_pipeline(arguments, call, registry=self.registry, store=self.store,
-                                pipelines_dir=self.pipelines_dir)
-        except ValueError as exc:
-            raise ToolInputError(str(exc)) from None
+        return {"plugins": self.service.plugins(), "tools": tools, "pipelines": self.service.runs.pipelines()}

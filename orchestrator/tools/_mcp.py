@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import mcp.types as types
 from mcp.server import Server
 
@@ -27,12 +29,25 @@ def _error(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
+def _result(result: dict[str, Any]) -> types.CallToolResult:
+    text = json.dumps(result, default=str)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=result)
+
+
+async def _forward_progress(ctx: Any, reports: Any) -> None:
+    """Send the call's progress reports, in order; a no-op per report unless the client asked
+    for progress (a token on JSON-RPC, a callback in process)."""
+    async with reports:
+        async for count, total, message in reports:
+            await ctx.session.report_progress(float(count), None if total is None else float(total), message)
+
+
 async def _cancel_on_exit(call: Call) -> None:
-    """Set the call's cancel flag when this task is cancelled (the client cancelled the request)."""
+    """Cancel the call when this task is cancelled (the client cancelled the request)."""
     try:
         await anyio.sleep_forever()
     finally:
-        call.cancel.set()
+        call.cancel.cancel()
 
 
 def build_server(catalogue: Catalogue | None = None) -> Server:
@@ -48,24 +63,25 @@ def build_server(catalogue: Catalogue | None = None) -> Server:
         return types.ListToolsResult(tools=listed)
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        def progress(count: int, total: int | None, message: str) -> None:
-            # a no-op unless the client asked for progress (a token on JSON-RPC, a callback in process)
-            anyio.from_thread.run(ctx.session.report_progress, float(count), None if total is None else float(total),
-                                  message)
-
-        call = Call(progress)
+        token = anyio.lowlevel.current_token()
+        send, receive = anyio.create_memory_object_stream[tuple](math.inf)
+        # called from worker threads (the solver's, the call's): queue it, never wait for the client
+        call = Call(lambda *report: anyio.from_thread.run_sync(send.send_nowait, report, token=token))
         async with anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_exit, call)
-            try:  # not abandoned on cancel: the thread sees the flag and stops the session first
-                result = await anyio.to_thread.run_sync(catalogue.call, params.name, params.arguments or {}, call)
-            except ToolInputError as exc:
-                return _error(str(exc))
-            except Exception as exc:  # noqa: BLE001 - the model reads what went wrong, not a bare failure
-                return _error(f"{params.name} failed: {type(exc).__name__}: {exc}")
-            finally:
-                group.cancel_scope.cancel()
-        text = json.dumps(result, default=str)
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=result)
+            group.start_soon(_forward_progress, ctx, receive)
+            async with anyio.create_task_group() as watch:
+                watch.start_soon(_cancel_on_exit, call)
+                try:  # not abandoned on cancel: the thread sees the token and stops the session first
+                    outcome = _result(await anyio.to_thread.run_sync(catalogue.call, params.name,
+                                                                     params.arguments or {}, call))
+                except ToolInputError as exc:
+                    outcome = _error(str(exc))
+                except Exception as exc:  # noqa: BLE001 - the model reads what went wrong, not a bare failure
+                    outcome = _error(f"{params.name} failed: {type(exc).__name__}: {exc}")
+                finally:
+                    watch.cancel_scope.cancel()
+            send.close()  # the forwarder sends what is queued, then ends
+        return outcome
 
     return Server(SERVER_NAME, version=__version__,
                   instructions="sage-irp reasoners as tools: solve puzzles with trained iterative-refinement "

@@ -12,9 +12,10 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address (loopback by default).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True, help="HTTP port.")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Session store of run_pipeline (default: the SessionStore default).")
+              help="Session store of pipeline runs (default: $SAGE_HOME/sessions).")
 @click.option("--pipelines", "pipelines_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default=None, help="Folder of pipeline TOML files run_pipeline knows by name.")
+              default=None, help="Folder of pipeline TOML files run_pipeline knows by name "
+                                  "(default: $SAGE_PIPELINES or examples/pipelines).")
 def mcp_command(use_http: bool, host: str, port: int, store_dir: Path | None, pipelines_dir: Path | None) -> None:
     """Serve sage's solvers and pipelines as MCP tools (stdio, or --http with $SAGE_API_TOKEN as bearer token)."""
     try:
@@ -25,15 +26,18 @@ def mcp_command(use_http: bool, host: str, port: int, store_dir: Path | None, pi
         from . import MCP_EXTRA
 
         raise click.ClickException(MCP_EXTRA) from None
-    from persistence import SessionStore
-
+    from ..service import Service
     from ._catalogue import Catalogue
 
-    server = build_server(Catalogue(store=SessionStore(root=store_dir), pipelines_dir=pipelines_dir))
-    if not use_http:
-        anyio.run(serve_stdio, server)
-        return
-    import uvicorn
+    catalogue = Catalogue(service=Service(store_dir, pipelines_dir=pipelines_dir))
+    server = build_server(catalogue)
+    try:
+        if not use_http:
+            anyio.run(serve_stdio, server)
+            return
+        import uvicorn
 
-    click.echo(f"sage mcp: streamable HTTP on http://{host}:{port}/mcp", err=True)
-    uvicorn.run(http_app(server, host=host), host=host, port=port, log_level="warning")
+        click.echo(f"sage mcp: streamable HTTP on http://{host}:{port}/mcp", err=True)
+        uvicorn.run(http_app(server, host=host), host=host, port=port, log_level="warning")
+    finally:
+        catalogue.close()  # running pipeline runs are checkpointed, resumable by their session id

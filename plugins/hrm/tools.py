@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sage_core import IRPState, ToolSpec
-
-from .plugin import HRMReasoner
+from sage_core import ToolSpec
 
 #: Cells of the Sudoku sizes the HRM solves (4x4, 6x6, 9x9) when given as one string.
 STRING_CELLS = {16: 4, 36: 6, 81: 9}
-MAX_STEPS = 256
+MAX_STEPS = 64
 
 _RUN_OPTIONS = {
     "mode": {"type": "string", "enum": ["irp", "bare"], "default": "irp",
@@ -26,9 +24,6 @@ _RUN_OPTIONS = {
                   "description": "reasoning segments at most (default: 4 attempts' worth)"},
     "seed": {"type": "integer", "minimum": 0, "description": "seed of the restarts' symmetries"},
 }
-
-_RESULT = {"verified": {"type": "boolean", "description": "the answer satisfies every constraint"},
-           "violations": {"type": "integer", "description": "constraints the answer still breaks"}}
 
 SUDOKU_SCHEMA = {
     "type": "object",
@@ -58,13 +53,9 @@ MAZE_SCHEMA = {
     "additionalProperties": False,
 }
 
-SUDOKU_OUTPUT = {"type": "object", "properties": {
-    "solution": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}, **_RESULT},
-    "required": ["solution", "verified", "violations"]}
-
-MAZE_OUTPUT = {"type": "object", "properties": {
-    "solution": {"type": "array", "items": {"type": "string"}, "description": "the maze with 'o' on the path"},
-    **_RESULT}, "required": ["solution", "verified", "violations"]}
+SUDOKU_ANSWER = {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+                 "description": "the completed grid"}
+MAZE_ANSWER = {"type": "array", "items": {"type": "string"}, "description": "the maze with 'o' on the path"}
 
 
 def sudoku_grid(value: Any) -> list[list[int]]:
@@ -119,28 +110,18 @@ def prepare_maze(arguments: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     return list(rows), _run_context(arguments)
 
 
-def solution(state: IRPState) -> dict[str, Any]:
-    """The structured answer of a finished HRM session."""
-    best = HRMReasoner.solution(state)
-    out = best.tolist() if hasattr(best, "tolist") else list(best)
-    violations = int(state.meta["best_violations"])
-    return {"solution": out, "verified": violations == 0, "violations": violations}
-
-
 SOLVE_SUDOKU = ToolSpec(
     name="solve_sudoku",
     description="Solve a 4x4, 6x6 or 9x9 Sudoku with the Hierarchical Reasoning Model (a small trained "
                 "reasoner); the answer is checked against every constraint ('verified').",
-    plugin="hrm", input_schema=SUDOKU_SCHEMA, output_schema=SUDOKU_OUTPUT,
-    prepare=prepare_sudoku, result=solution, max_steps=MAX_STEPS,
+    plugin="hrm", input_schema=SUDOKU_SCHEMA, prepare=prepare_sudoku, answer_schema=SUDOKU_ANSWER,
 )
 
 SOLVE_MAZE = ToolSpec(
     name="solve_maze",
     description="Find a shortest path from S to G in an 11x11 maze with the Hierarchical Reasoning Model; "
                 "the path is checked ('verified') and drawn with 'o'.",
-    plugin="hrm", input_schema=MAZE_SCHEMA, output_schema=MAZE_OUTPUT,
-    prepare=prepare_maze, result=solution, max_steps=MAX_STEPS,
+    plugin="hrm", input_schema=MAZE_SCHEMA, prepare=prepare_maze, answer_schema=MAZE_ANSWER,
 )
 
 TOOLS = (SOLVE_SUDOKU, SOLVE_MAZE)

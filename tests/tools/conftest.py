@@ -6,8 +6,8 @@ import types
 
 import pytest
 
+from orchestrator.service import Service
 from orchestrator.tools import Catalogue
-from persistence import SessionStore
 from sage_core import HaltDecision, IRPPlugin, IRPState, Registry, ToolSpec, hookimpl
 
 STEP_S = 0.05
@@ -37,12 +37,16 @@ class Sleepy(IRPPlugin):
             Sleepy.steps_taken += 1
         return state.evolve(x=max(state.x - 1.0, 0.0), step=state.step + 1)
 
+    @staticmethod
+    def solution(state):
+        return state.x
+
 
 COUNT_DOWN = ToolSpec(
     name="count_down", description="Count down from start, slowly.", plugin="sleepy",
     input_schema={"type": "object", "properties": {"start": {"type": "integer"}}, "required": ["start"],
                   "additionalProperties": False},
-    prepare=lambda args: (args["start"], {}), result=lambda state: {"left": state.x}, max_steps=1000,
+    prepare=lambda args: (args["start"], {}), answer_schema={"type": "number"},
 )
 
 
@@ -63,4 +67,6 @@ def registry():
 
 @pytest.fixture
 def catalogue(registry, tmp_path):
-    return Catalogue(registry, store=SessionStore(root=tmp_path / "sessions"))
+    catalogue = Catalogue(registry, service=Service(tmp_path / "sessions", registry=registry))
+    yield catalogue
+    catalogue.close()

@@ -32,7 +32,7 @@ def replay(calls):
 def test_one_tool_call_executes_through_llm_echo():
     (result,) = replay([{"name": "solve_sudoku", "arguments": {"puzzle": "4300000000212030"}}])
     answer = json.loads(result["output"])
-    assert answer["verified"] and answer["solution"] == [[4, 3, 1, 2], [1, 2, 4, 3], [3, 4, 2, 1], [2, 1, 3, 4]]
+    assert answer["verified"] and answer["answer"] == [[4, 3, 1, 2], [1, 2, 4, 3], [3, 4, 2, 1], [2, 1, 3, 4]]
 
 
 def test_bad_arguments_reach_the_model_as_the_tool_error():

@@ -37,7 +37,7 @@ def test_sage_mcp_over_stdio_with_a_real_subprocess(tmp_path):
     tools, result = anyio.run(go)
     assert {"solve_sudoku", "solve_maze", "run_pipeline", "list_plugins"} <= tools
     assert not result.is_error and result.structured_content["verified"]
-    assert result.structured_content["solution"][0] == [4, 3, 1, 2]
+    assert result.structured_content["answer"][0] == [4, 3, 1, 2]
 
 
 def free_port():
