@@ -34,3 +34,34 @@ def _countdown_reset(monkeypatch):
 @pytest.fixture
 def store_dir(tmp_path):
     return tmp_path / "sessions"
+
+
+@pytest.fixture
+def live_server():
+    """Start a real uvicorn server on 127.0.0.1 (a free port) for an app; yields a starter
+    returning the base URL; the server stops at teardown."""
+    import socket
+    import threading
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    started = []
+
+    def start(app):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{port}", port
+
+    yield start
+    for server, thread in started:
+        server.should_exit = True
+        thread.join(10)

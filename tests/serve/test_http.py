@@ -2,7 +2,6 @@
 
 import json
 import socket
-import threading
 import time
 
 import pytest
@@ -245,33 +244,17 @@ def test_pathological_bytes_are_4xx(client, raw):
     assert 400 <= r.status_code < 500 and r.json()["error"]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_client_disconnect_cancels_the_solve(store_dir, monkeypatch):
-    uvicorn = pytest.importorskip("uvicorn")
+def test_client_disconnect_cancels_the_solve(store_dir, monkeypatch, live_server):
     monkeypatch.setattr(Countdown, "delay", 0.05)
     service = Service(store_dir)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service=service), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        body = json.dumps({"puzzle": [[2, 2], [2, 2]], "plugin": "countdown"}).encode()
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.sendall(b"POST /v1/solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            time.sleep(0.15)  # the solve is stepping (8 steps of 50 ms)
-        deadline = time.monotonic() + 5
-        while service.solver.counts["cancelled"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert service.solver.counts == {"solved": 0, "refused": 0, "cancelled": 1, "rejected": 0, "failed": 0}
-        assert Countdown.calls["step_batch"] + Countdown.calls["step"] < 8
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    _, port = live_server(create_app(service=service))
+    body = json.dumps({"puzzle": [[2, 2], [2, 2]], "plugin": "countdown"}).encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /v1/solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        time.sleep(0.15)  # the solve is stepping (8 steps of 50 ms)
+    deadline = time.monotonic() + 5
+    while service.solver.counts["cancelled"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.solver.counts == {"solved": 0, "refused": 0, "cancelled": 1, "rejected": 0, "failed": 0}
+    assert Countdown.calls["step_batch"] + Countdown.calls["step"] < 8
