@@ -1,5 +1,5 @@
-"""Per-step cost of the core refine loop and of a one-node ``Orchestrator.run`` versus the
-plugin's own calls, same run.
+"""Per-step cost of the core refine loop and of ``Orchestrator.run`` on pipelines of one, two
+and eight nodes versus the plugin's own calls, same run.
 
 Bare: ``init_state`` then ``step`` + ``project`` + ``energy`` in a plain loop.
 Loop: ``sage_core.refine`` with halting (finite, budget, max steps, plateau, diverging) and
@@ -7,8 +7,11 @@ trust bookkeeping on, no telemetry sink.
 Orchestrated: a one-node Pipeline of the same plugin with the same halting (NaN/inf, type,
 budget and fault checks always on), a finite ATP budget, the default scheduler and the trust
 update, no telemetry sink.
-The three are interleaved so that drift affects them equally. Prints microseconds per step
-and the ratios to bare (target <= 1.3 for both).
+Orchestrated, N nodes: N independent nodes of the same plugin sharing the steps (each halts
+after steps / N), so the default scheduler picks the node of every step (the one-node fast
+path does not apply).
+The runners are interleaved so that drift affects them equally. Prints microseconds per step
+and the ratios to bare (target <= 1.3 for each).
 Usage: ``python bench/overhead.py [--steps N] [--repeats R]``.
 """
 
@@ -48,15 +51,17 @@ def looped(plugin: QuadraticDescent, steps: int) -> float:
     return elapsed / steps
 
 
-def orchestrated(plugin: QuadraticDescent, steps: int) -> float:
+def orchestrated(plugin: QuadraticDescent, steps: int, nodes: int = 1) -> float:
     pipeline = Pipeline("overhead")
-    pipeline.add_node("toy", plugin, halt=policy(steps))
+    each = steps // nodes
+    for i in range(nodes):
+        pipeline.add_node(f"toy{i}", plugin, halt=policy(each))
     orchestrator = Orchestrator(pipeline)
     t0 = time.perf_counter()
-    result = orchestrator.run(budget=float(steps))
+    result = orchestrator.run(budget=float(steps + nodes))
     elapsed = time.perf_counter() - t0
-    assert result["toy"].steps == steps, result["toy"].decision
-    return elapsed / steps
+    assert all(node.steps == each for node in result.nodes.values()), result.to_dict()
+    return elapsed / (each * nodes)
 
 
 def main() -> None:
@@ -68,7 +73,8 @@ def main() -> None:
     plugin = QuadraticDescent(lr=1e-3)
     orchestrated(plugin, 100)  # warm up imports and the registry
     runners: dict[str, Callable[[QuadraticDescent, int], float]] = {
-        "plugin calls alone": bare, "refine loop": looped, "Orchestrator.run": orchestrated}
+        "plugin calls alone": bare, "refine loop": looped, "Orchestrator.run": orchestrated,
+        "2 nodes": lambda p, n: orchestrated(p, n, 2), "8 nodes": lambda p, n: orchestrated(p, n, 8)}
     micros: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(args.repeats):
         for name, run in runners.items():

@@ -172,6 +172,14 @@ def _unpack_value(packed: Mapping[str, Any]) -> Any:
     return decode_tree(tensors, packed["tree"])
 
 
+def _calls_of(run: NodeRun) -> tuple:
+    """The plugin calls one step of ``run`` makes, looked up once: step, project, energy,
+    step_cost (None for the default 1 ATP), halt_state (None if it has none), policy, halt."""
+    plugin = run.node.plugin
+    cost_fn = None if type(plugin).step_cost is IRPPlugin.step_cost else plugin.step_cost
+    return (plugin.step, plugin.project, plugin.energy, cost_fn, state_halt_of(plugin), run.check, plugin.halt)
+
+
 def _make_scheduler(spec: Any, registry: Registry | None) -> Scheduler:
     if spec is None:
         spec = "energy_drop"
@@ -439,74 +447,81 @@ class Orchestrator:
         if run.streams:
             self._deliver(run, run.streams)
 
-    def _burst(self, run: NodeRun) -> None:
-        """Fast path: the only runnable node, inline, no timeout, no streaming: step it until it
-        halts or runs out of ATP. Same checks as :func:`~orchestrator._faults.advance`, inlined."""
-        backend: InlineBackend = self.backend  # type: ignore[assignment]
-        name, plugin, history = run.name, run.node.plugin, run.history
-        state = backend.states[name]
-        check, halt_fn, state_halt = run.check, plugin.halt, state_halt_of(plugin)
-        step_fn, project_fn, energy_fn = plugin.step, plugin.project, plugin.energy
-        cost_fn = None if type(plugin).step_cost is IRPPlugin.step_cost else plugin.step_cost
-        allocation, cost = run.allocation, run.next_cost
-        energies, append = history.energies, history.append
+    def _sweep(self) -> None:
+        """Fast path of :meth:`finish`: while every running node is inline, with no timeout and no
+        streaming edge, choose and step them in one loop: the same choices, checks (those of
+        :func:`~orchestrator._faults.advance`, inlined) and bookkeeping as rounds of :meth:`step`."""
+        backend = self.backend
+        if type(backend) is not InlineBackend:
+            return
+        states, runs, order, select = backend.states, self.runs, self._order, self.scheduler.select
+        pick = getattr(self.scheduler, "pick", None) or (lambda candidates, changed: select(candidates, 1)[0])
         emit = self.telemetry.active or self._buffer is not None
         session = self.session or ""
-        decision = fault = None
-        t0 = perf_counter()
-        base_elapsed = run.elapsed
+        calls: dict[str, tuple] = {}
         while True:
-            remaining = allocation - history.spent
-            if cost > remaining + _EPS:
-                break
-            try:
-                new = step_fn(state, remaining)
-                if not isinstance(new, IRPState):
-                    raise Fault(BAD_TYPE, f"step() returned {type(new).__name__}, expected IRPState")
-                new = project_fn(new)
-                if not isinstance(new, IRPState):
-                    raise Fault(BAD_TYPE, f"project() returned {type(new).__name__}, expected IRPState")
-                energy = energy_fn(new)
-                if energy.__class__ is not float:
-                    energy = as_real(energy, "energy()")
-                if energy - energy != 0.0:
-                    raise Fault(NON_FINITE, f"energy is {energy!r} after step {new.step}")
-                if cost_fn is None:
-                    next_cost = 1.0
-                else:
-                    next_cost = cost_fn(new)
-                    if next_cost.__class__ is not float:
-                        next_cost = as_real(next_cost, "step_cost()")
-                verdict = state_verdict(state_halt, new)
-            except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
-                fault = from_exception(exc, f"step {state.step + 1}")
-                break
-            state = new
-            append(energy, cost)
-            cost = next_cost
-            if emit:
-                self._emit(StepEvent(name, session, state.step, energy, energy - energies[-2], history.spent,
-                                     base_elapsed + perf_counter() - t0))
-            try:
-                decision = check(history) or verdict or halt_fn(history)
-            except Exception as exc:  # noqa: BLE001
-                fault = from_exception(exc, "halt()")
-                break
-            if decision is not None:
-                break
-        run.elapsed = base_elapsed + perf_counter() - t0
-        backend.states[name] = state
-        run.next_cost = cost
-        if fault is not None:
-            self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
-        elif decision is not None:
-            self._halt(run, decision)
-        else:
-            run.status = STARVED
+            running = [run for run in order if run.status == RUNNING]
+            if not running or any(run.node.timeout is not None or run.streams for run in running):
+                return
+            single = running[0] if len(running) == 1 else None
+            name = None
+            while True:
+                run = single or runs[pick(running, name)]
+                self.rounds += 1
+                name, history = run.name, run.history
+                fns = calls.get(name) or calls.setdefault(name, _calls_of(run))
+                step_fn, project_fn, energy_fn, cost_fn, state_halt, check, halt_fn = fns
+                state, cost = states[name], run.next_cost
+                remaining = run.allocation - history.spent
+                t0 = perf_counter()
+                try:
+                    new = step_fn(state, remaining)
+                    if not isinstance(new, IRPState):
+                        raise Fault(BAD_TYPE, f"step() returned {type(new).__name__}, expected IRPState")
+                    new = project_fn(new)
+                    if not isinstance(new, IRPState):
+                        raise Fault(BAD_TYPE, f"project() returned {type(new).__name__}, expected IRPState")
+                    energy = energy_fn(new)
+                    if energy.__class__ is not float:
+                        energy = as_real(energy, "energy()")
+                    if energy - energy != 0.0:
+                        raise Fault(NON_FINITE, f"energy is {energy!r} after step {new.step}")
+                    if cost_fn is None:
+                        next_cost = 1.0
+                    else:
+                        next_cost = cost_fn(new)
+                        if next_cost.__class__ is not float:
+                            next_cost = as_real(next_cost, "step_cost()")
+                    verdict = state_verdict(state_halt, new)
+                except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
+                    run.elapsed += perf_counter() - t0
+                    fault = from_exception(exc, f"step {state.step + 1}")
+                    self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+                    break
+                states[name] = new
+                previous = history.energies[-1]
+                history.append(energy, cost)
+                run.next_cost, run.verdict = next_cost, verdict
+                run.elapsed += perf_counter() - t0
+                if emit:
+                    self._emit(StepEvent(name, session, new.step, energy, energy - previous, history.spent,
+                                         run.elapsed))
+                try:
+                    decision = check(history) or verdict or halt_fn(history)
+                except Exception as exc:  # noqa: BLE001
+                    fault = from_exception(exc, "halt()")
+                    self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+                    break
+                if decision is not None:
+                    self._halt(run, decision)
+                    break
+                if next_cost > run.allocation - history.spent + _EPS:
+                    run.status = STARVED
+                    break
 
-    def _plan(self, burst: bool = False) -> list[NodeRun]:
+    def _plan(self) -> list[NodeRun]:
         """Choose the node(s) to step this round ([] if the round was spent on bookkeeping or the
-        session is done; with ``burst`` a lone inline node may have been run to its halt)."""
+        session is done)."""
         running = [run for run in self._order if run.status == RUNNING]
         if not running:
             starved = [run for run in self._order if run.status == STARVED]
@@ -524,11 +539,7 @@ class Orchestrator:
             return []
         self.rounds += 1
         if len(running) == 1:
-            run = running[0]
-            if burst and type(self.backend) is InlineBackend and run.node.timeout is None and not run.streams:
-                self._burst(run)
-                return []
-            return [run]
+            return running
         names = self.scheduler.select(running, self.backend.parallel)
         if not names:
             raise OrchestratorError(f"scheduler {self.scheduler!r} selected no node among {len(running)}")
@@ -539,8 +550,8 @@ class Orchestrator:
             if run.status == RUNNING:  # may have been halted by an earlier outcome's stream
                 self._apply(run, cost, outcome)
 
-    def _round(self, burst: bool) -> None:
-        chosen = self._plan(burst)
+    def _round(self) -> None:
+        chosen = self._plan()
         if chosen:
             costs = [run.next_cost for run in chosen]
             self._commit(chosen, costs, self.backend.step([(run.name, run.remaining) for run in chosen]))
@@ -552,7 +563,7 @@ class Orchestrator:
             return []
         buffer, self._buffer = self._buffer, []
         try:
-            self._round(burst=False)
+            self._round()
             return self._buffer
         finally:
             self._buffer = buffer
@@ -568,7 +579,9 @@ class Orchestrator:
         """Run the session to the end, update trust, and return the :class:`Result`."""
         self._require()
         while not self._done:
-            self._round(burst=True)
+            self._sweep()
+            if not self._done:
+                self._round()
         return self._finalise()
 
     def run(self, inputs: Mapping[str, Any] | None = None, budget: float | None = None, *,

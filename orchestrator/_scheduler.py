@@ -41,6 +41,9 @@ class EnergyDropScheduler:
         self.window = window
         self._tick = 0
         self._last: dict[str, int] = {}
+        self._candidates: Sequence[Any] | None = None
+        self._keys: list[tuple] = []
+        self._position: dict[str, int] = {}
 
     def priority(self, candidate: Any) -> float:
         energies = candidate.history.energies
@@ -53,6 +56,7 @@ class EnergyDropScheduler:
 
     def select(self, candidates: Sequence[Any], k: int) -> list[str]:
         last = self._last
+        self._candidates = None
         ranked = sorted(candidates, key=lambda c: (-self.priority(c), last.get(c.name, -1), c.index))
         chosen = [c.name for c in ranked[:k]]
         for name in chosen:
@@ -60,11 +64,31 @@ class EnergyDropScheduler:
             last[name] = self._tick
         return chosen
 
+    def _key(self, c: Any) -> tuple:
+        return (-self.priority(c), self._last.get(c.name, -1), c.index, c.name)
+
+    def pick(self, candidates: Sequence[Any], changed: str | None) -> str:
+        """``select(candidates, 1)[0]``, for a host that calls it again with the very same list
+        in which only ``changed`` (the candidate it just stepped) has moved: one candidate's rank
+        is recomputed instead of all of them (the multi-node fast path of ``finish``)."""
+        if candidates is not self._candidates or changed is None:
+            self._candidates = candidates
+            self._keys = [self._key(c) for c in candidates]
+            self._position = {c.name: i for i, c in enumerate(candidates)}
+        else:
+            i = self._position[changed]
+            self._keys[i] = self._key(candidates[i])
+        name = min(self._keys)[3]
+        self._tick += 1
+        self._last[name] = self._tick
+        return name
+
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "tick": self._tick, "last": dict(self._last)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.window, self._tick, self._last = int(state["window"]), int(state["tick"]), dict(state["last"])
+        self._candidates = None
 
 
 class RoundRobinScheduler:
