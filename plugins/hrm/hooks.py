@@ -123,3 +123,6 @@ def sage_register_commands(cli: Any) -> None:
     _group(cli, "data", "Generate datasets.").add_command(data_make)
     _group(cli, "train", "Train models.").add_command(train_hrm)
     _group(cli, "eval", "Evaluate models.").add_command(eval_hrm)
+    from .export_cli import export_hrm
+
+    _group(cli, "export", "Export models to other runtimes.").add_command(export_hrm)

@@ -1,0 +1,87 @@
+"""Run one exported HRM segment: ``runner(carry, inputs) -> (carry, logits, q_halt, q_continue)``.
+
+The same call as :class:`plugins.hrm.inference.FastSegment`, so the plugin and the evaluation
+code take either. ONNX Runtime needs the ``onnx`` extra; TorchScript needs only torch, but a
+TorchScript archive holds pickled data and code that ``torch.jit.load`` runs, so it is loaded
+only when the caller says the file is trusted (see :func:`plugins.hrm.export.read_export`).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import torch
+
+from .graph import INPUT_NAMES, OUTPUT_NAMES
+from .model import HRM
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError("the HRM's ONNX runtime needs onnxruntime: pip install 'sage-irp[onnx]'") from None
+    return onnxruntime
+
+
+def _outputs(values: list[Any]) -> tuple[Any, ...]:
+    z_H, z_L, logits, q_halt, q_continue = (torch.as_tensor(v) for v in values)
+    return {"z_H": z_H, "z_L": z_L}, logits, q_halt, q_continue
+
+
+class OnnxSegment:
+    """One segment on an ONNX Runtime CPU session built from the graph's bytes."""
+
+    def __init__(self, data: bytes, threads: int | None = None) -> None:
+        ort = _onnxruntime()
+        opts = ort.SessionOptions()
+        self.threads = int(threads or torch.get_num_threads())
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle pool threads sleep instead of spinning: the cores are shared with other work
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ValueError(f"ONNX Runtime cannot load this HRM segment graph: {exc}") from None
+        names = tuple(i.name for i in self.session.get_inputs()), tuple(o.name for o in self.session.get_outputs())
+        if names != (INPUT_NAMES, OUTPUT_NAMES):
+            raise ValueError(f"not an HRM segment graph: inputs/outputs {names}, expected {(INPUT_NAMES, OUTPUT_NAMES)}")
+
+    def __call__(self, carry: dict[str, torch.Tensor], inputs: torch.Tensor) -> tuple[Any, ...]:
+        feed = {"inputs": np.ascontiguousarray(inputs.detach().numpy(), dtype=np.int64),
+                "z_H": np.ascontiguousarray(carry["z_H"].detach().numpy(), dtype=np.float32),
+                "z_L": np.ascontiguousarray(carry["z_L"].detach().numpy(), dtype=np.float32)}
+        return _outputs(self.session.run(None, feed))
+
+
+class TorchScriptSegment:
+    """One segment on a TorchScript module; build it only from a trusted archive's bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        self.module.eval()
+
+    def __call__(self, carry: dict[str, torch.Tensor], inputs: torch.Tensor) -> tuple[Any, ...]:
+        with torch.inference_mode():
+            return _outputs(list(self.module(inputs, carry["z_H"], carry["z_L"])))
+
+
+class RuntimeModel:
+    """An HRM whose ``segment`` runs on another forward; every other attribute (config, initial
+    carry, buffers) is the model's, so exports are measured by the same evaluation code
+    (:func:`plugins.hrm.evaluate.run_bare`) as the eager model."""
+
+    def __init__(self, model: HRM, forward: Any) -> None:
+        self.model = model
+        self.forward = forward
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def segment(self, carry: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[Any, ...]:
+        return self.forward(carry, batch["inputs"])
