@@ -35,7 +35,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "naked": (
         "every other digit is already in its row, column or box",
         "it is the only digit left for this cell",
-        "its row, column and box already hold every other digit",
+        "its row, column and box hold every other digit",
         "no other digit fits this cell",
     ),
     "hidden": (

@@ -1,0 +1,157 @@
+"""Decoding: mask-predict iterations (plain or energy-guided re-masking) for the NAT decoder,
+greedy decoding with a key/value cache for the autoregressive baseline, and judging decoded
+slots with the claim checker."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import torch
+
+from plugins.puzzles.claims import CheckResult, check_explanation
+
+from .corpus import encoder_inputs
+from .model import Explainer
+from .vocab import BOS_ID, MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, render
+
+_NEVER = (MASK_ID, BOS_ID, SEP_ID)
+
+
+def blank_cells(puzzles: np.ndarray) -> torch.Tensor:
+    """(B, S) row-major blank-cell indices of flat puzzles, -1 padded to the most blanks."""
+    rows = [np.flatnonzero(p == 0) for p in np.asarray(puzzles)]
+    out = torch.full((len(rows), max(1, max(len(r) for r in rows))), -1, dtype=torch.long)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = torch.as_tensor(r)
+    return out
+
+
+def initial_tokens(cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, confidence): every slot token of a real slot masked, padding slots ``<pad>``."""
+    valid = (cells >= 0).unsqueeze(-1).expand(*cells.shape, SLOT_LEN)
+    tokens = torch.where(valid, torch.full(valid.shape, MASK_ID), torch.full(valid.shape, PAD_ID))
+    return tokens, torch.zeros(valid.shape)
+
+
+def schedule(n_valid: torch.Tensor, it: int, total: int) -> torch.Tensor:
+    """Tokens to re-mask before iteration ``it`` (0-based) of ``total``: N (T - it) / T, decaying."""
+    if it <= 0 or it >= total:
+        return torch.zeros_like(n_valid)
+    return (n_valid * (total - it)) // total
+
+
+@torch.no_grad()
+def predict(model: Explainer, mem: torch.Tensor, cells: torch.Tensor, tokens: torch.Tensor,
+            conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill every masked token with the model's most probable token and its probability."""
+    logits = model.nat_logits(mem, cells, tokens)
+    logits[..., list(_NEVER)] = float("-inf")
+    p, pred = logits.softmax(-1).max(-1)
+    masked = tokens == MASK_ID
+    return torch.where(masked, pred, tokens), torch.where(masked, p, conf)
+
+
+def remask(tokens: torch.Tensor, conf: torch.Tensor, cells: torch.Tensor, count: torch.Tensor,
+           rejected: torch.Tensor | None = None) -> torch.Tensor:
+    """Mask the ``count`` (B,) least confident tokens of each sample; with ``rejected`` (B, S) bool,
+    every token of a rejected claim's slot first (energy-guided), then the least confident others."""
+    valid = (cells >= 0).unsqueeze(-1).expand_as(tokens)
+    score = conf.clone()
+    forced = torch.zeros_like(valid)
+    if rejected is not None:
+        forced = rejected.unsqueeze(-1).expand_as(tokens) & valid
+        score = score - 2.0 * forced
+    score = score.masked_fill(~valid, float("inf")).flatten(1)
+    count = torch.maximum(count, forced.flatten(1).sum(1))
+    order = score.argsort(dim=1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
+    chosen = (ranks < count[:, None]).view_as(tokens) & valid
+    return tokens.masked_fill(chosen, MASK_ID)
+
+
+@attrs.frozen
+class Judged:
+    """One decoded explanation: its text, the checker's result, each slot rejected or not, energy."""
+
+    text: str
+    result: CheckResult
+    rejected: np.ndarray
+    energy: float
+
+
+def judge(puzzle: np.ndarray, solution: np.ndarray, slots: torch.Tensor, cells: torch.Tensor,
+          conf: torch.Tensor) -> Judged:
+    """Render one sample's slots as text and check it: energy = false claims + blank cells never
+    filled + (1 - mean confidence of its tokens)."""
+    keep = cells >= 0
+    ids = slots[keep].tolist()
+    text, order = render(ids)
+    result = check_explanation(puzzle, solution, text)
+    rejected = np.zeros(len(cells), dtype=bool)
+    for line, claim in zip(order, result.claims):
+        rejected[line] = not claim.true
+    mean_conf = float(conf[keep].mean()) if keep.any() else 1.0
+    return Judged(text, result, rejected, result.n_false + len(result.missing) + (1.0 - mean_conf))
+
+
+@torch.no_grad()
+def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray) -> list[list[list[int]]]:
+    """Greedy autoregressive decoding of a batch: each sample's slots as lists of token ids."""
+    enc = encoder_inputs(puzzles, solutions)
+    mem = model.encode(enc["given"], enc["digit"])
+    cells = blank_cells(puzzles)
+    B = cells.shape[0]
+    n_slots = (cells >= 0).sum(1)
+    limit = int(n_slots.max()) * (SLOT_LEN + 1)
+    caches = model.ar_cache(mem, limit)
+    prev = torch.full((B,), BOS_ID)
+    slot, pos = torch.zeros(B, dtype=torch.long), torch.zeros(B, dtype=torch.long)
+    out: list[list[list[int]]] = [[[] for _ in range(int(k))] for k in n_slots]
+    for t in range(limit):
+        done = slot >= n_slots
+        if bool(done.all()):
+            break
+        logits = model.ar_step(mem, cells, prev, slot, pos, t, caches)
+        logits[:, [MASK_ID, BOS_ID]] = float("-inf")
+        tok = logits.argmax(-1)
+        tok = torch.where(pos >= SLOT_LEN, torch.full_like(tok, SEP_ID), tok)
+        for b in torch.nonzero(~done & (tok != SEP_ID)).flatten().tolist():
+            out[b][int(slot[b])].append(int(tok[b]))
+        is_sep = tok == SEP_ID
+        slot = torch.where(done, slot, slot + is_sep.long())
+        pos = torch.where(is_sep, torch.zeros_like(pos), pos + 1)
+        prev = tok
+    return out
+
+
+def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, iters: int,
+                 guided: bool = True) -> tuple[list[Judged], torch.Tensor, np.ndarray]:
+    """Decode a batch of same-size puzzles with ``iters`` mask-predict iterations, judging after
+    each; a sample stops once verified (energy < 1). ``guided`` re-masks rejected claims first.
+    Returns the final judgements, the slot tokens and the iterations each sample used."""
+    enc = encoder_inputs(puzzles, solutions)
+    with torch.no_grad():
+        mem = model.encode(enc["given"], enc["digit"])
+    cells = blank_cells(puzzles)
+    n = int(round(np.asarray(puzzles).shape[1] ** 0.5))
+    grids = [(np.asarray(p).reshape(n, n), np.asarray(s).reshape(n, n)) for p, s in zip(puzzles, solutions)]
+    tokens, conf = initial_tokens(cells)
+    n_valid = (cells >= 0).sum(1) * SLOT_LEN
+    used = np.full(len(grids), iters)
+    judged: list[Judged] = []
+    for it in range(iters):
+        if it:
+            active = torch.tensor([j.energy >= 1 for j in judged])
+            if not bool(active.any()):
+                break
+            rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None] if guided else None
+            count = torch.where(active, schedule(n_valid, it, iters), torch.zeros_like(n_valid))
+            tokens = remask(tokens, conf, cells, count, rejected)
+        tokens, conf = predict(model, mem, cells, tokens, conf)
+        judged = [j if it and j.energy < 1 else judge(p, s, tokens[b], cells[b], conf[b])
+                  for b, (j, (p, s)) in enumerate(zip(judged or [None] * len(grids), grids))]
+        for b, j in enumerate(judged):
+            if j.energy < 1 and used[b] == iters:
+                used[b] = min(used[b], it + 1)
+    return judged, tokens, used
