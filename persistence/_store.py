@@ -343,7 +343,7 @@ class SessionStore:
             if type(checkpoint) is not int or checkpoint < 1:
                 raise SessionNotFoundError(f"invalid checkpoint number {checkpoint!r}")
             target = f"{path}{os.sep}ckpt-{checkpoint:08d}"
-            if not os.path.isdir(target):
+            if not os.path.lexists(target):  # a link is there: _open refuses it by name
                 raise SessionNotFoundError(f"session {session_id!r} has no checkpoint {checkpoint} "
                                            f"(it has {self._numbers(path) or 'none'})")
             return self._open(target, checkpoint, verify)
@@ -360,7 +360,7 @@ class SessionStore:
                 except SessionVersionError:
                     raise
                 except SessionCorruptError as exc:
-                    if not os.path.exists(target):
+                    if not os.path.lexists(target):  # a link (dangling or not) is there: skip it
                         vanished = True
                         break
                     if not fallback:
@@ -387,6 +387,7 @@ class SessionStore:
         return number
 
     def _open(self, target: str, number: int, verify: str) -> SessionSnapshot:
+        _refuse_link(target)
         manifest_path = f"{target}{os.sep}{_manifest.FILE_NAME}"
         body = _manifest.load(manifest_path, self.max_manifest_bytes)
         if body["checkpoint"] != number:
@@ -416,6 +417,7 @@ class SessionStore:
         for number in reversed(numbers):
             target = path / f"ckpt-{number:08d}"
             try:
+                _refuse_link(target)
                 body = _manifest.load(target / _manifest.FILE_NAME, self.max_manifest_bytes)
                 for node in body["nodes"]:
                     size = _file_size(target / node["file"])
@@ -444,6 +446,15 @@ class SessionStore:
                 with contextlib.suppress(SessionNotFoundError):  # deleted meanwhile
                     infos.append(self.info(name))
         return sorted(infos, key=lambda i: (-i.updated, i.id))
+
+
+def _refuse_link(target: str | Path) -> None:
+    """A checkpoint directory replaced by a symbolic link (dangling, looping or pointing at a
+    valid checkpoint elsewhere) is corrupt: a session directory is self-contained and links are
+    never followed, so ``load`` skips it like any other unreadable checkpoint."""
+    if os.path.islink(target):
+        raise SessionCorruptError(target, "checkpoint directory is a symbolic link (links are never followed: "
+                                  "a session directory is self-contained)")
 
 
 def _file_size(path: Path) -> int | None:

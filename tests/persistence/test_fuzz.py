@@ -190,7 +190,7 @@ HOSTILE_MSGPACK = [
 
 @st.composite
 def mutations(draw):
-    kind = draw(st.sampled_from(["bitflip", "truncate", "append", "overwrite", "replace_file", "header_blind",
+    kind = draw(st.sampled_from(["bitflip", "truncate", "append", "overwrite", "replace_file", "link_checkpoint", "header_blind",
                                  "header_consistent", "manifest_confusion", "envelope_confusion", "hostile_msgpack",
                                  "body_hostile"]))
     target = draw(st.sampled_from(FILES))
@@ -230,6 +230,12 @@ def _apply(root: Path, kind: str, target: str, data: st.DataObject) -> bool:
         elif how == "symlink":
             other = session / data.draw(st.sampled_from([f for f in FILES if f != target]))
             path.symlink_to(other)
+    elif kind == "link_checkpoint":  # the whole checkpoint directory becomes a link: never followed
+        ckpt = path.parent
+        how = data.draw(st.sampled_from(["dangling", "loop", "valid_elsewhere"]))
+        moved = root / f"moved-{ckpt.name}"
+        os.rename(ckpt, moved)
+        os.symlink({"dangling": root / "nonexistent", "loop": ckpt, "valid_elsewhere": moved}[how], ckpt)
     elif kind == "header_blind":
         header, payload = _read_st(raw)
         path.write_bytes(_edit_header(header, payload, data.draw(st.sampled_from(HEADER_EDITS)), data))
@@ -330,6 +336,9 @@ def _run_case(base, tmp_root: Path, mutation) -> str:
         fp = snapshot_fingerprint(snapshot)
         assert fp in ([written[2]] if explicit == 2 else list(written.values())), \
             f"{kind} on {target}: loaded a session that was never written"
+        if kind == "link_checkpoint":
+            linked = int(target.split("/")[0][len("ckpt-"):])
+            assert fp != written[linked], f"{target}: a checkpoint directory that is a link was followed"
     for name, node in snapshot.nodes.items():
         for key, tensor in tensors[name].items():
             assert isinstance(tensor, torch.Tensor)

@@ -212,6 +212,26 @@ def test_a_damaged_manifest_falls_back_to_the_previous_checkpoint(store):
         store.load(sid)
 
 
+@pytest.mark.parametrize("link", ["dangling", "loop", "valid_elsewhere"])
+def test_a_checkpoint_directory_replaced_by_a_link_is_skipped_never_followed(store, tmp_path, link):
+    sid = store.create()
+    store.checkpoint(sid, numbered_snapshot(1))
+    store.checkpoint(sid, numbered_snapshot(2))
+    newest = store.path(sid) / "ckpt-00000002"
+    elsewhere = tmp_path / "elsewhere"
+    os.rename(newest, elsewhere)  # a valid checkpoint, outside the session
+    target = {"dangling": tmp_path / "nonexistent", "loop": newest, "valid_elsewhere": elsewhere}[link]
+    os.symlink(target, newest)
+    info = store.info(sid)
+    assert info.latest.number == 1 and "ckpt 2" in info.problems[0] and "symbolic link" in info.problems[0]
+    with pytest.warns(CheckpointSkippedWarning, match="symbolic link"):
+        assert snapshot_fingerprint(store.load(sid)) == snapshot_fingerprint(numbered_snapshot(1))
+    with pytest.raises(SessionCorruptError, match="symbolic link"):
+        store.load(sid, 2)
+    with pytest.raises(SessionCorruptError, match="symbolic link"):
+        store.load(sid, fallback=False)
+
+
 def test_newer_schema_is_refused_and_never_skipped(store):
     sid = store.create()
     store.checkpoint(sid, numbered_snapshot(1))
