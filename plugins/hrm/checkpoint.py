@@ -39,7 +39,7 @@ def save_model(model: HRM, path: str | Path, extra: dict[str, Any] | None = None
     if path.suffix != ".safetensors":
         path.mkdir(parents=True, exist_ok=True)
         path = path / MODEL_FILE
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     meta = {"format": "hrm/1", "hrm_config": json.dumps(model.cfg.to_dict(), sort_keys=True)}
     if extra:
         meta["extra"] = json.dumps(extra, sort_keys=True)

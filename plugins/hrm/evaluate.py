@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .model import HRM
-from .tasks import Task, get_task
+from .tasks import Distribution, Task, get_task
 
 #: Seed of the default held-out evaluation set (training data uses the train split, whose
 #: puzzles are disjoint from every test-split puzzle by construction).
@@ -31,16 +31,17 @@ def run_bare(model: HRM, inputs: np.ndarray, batch_size: int = 256) -> dict[str,
     preds = np.zeros((S, N, cfg.seq_len), dtype=np.int64)
     confs = np.zeros((S, N), dtype=np.float32)
     q_margin = np.zeros((S, N), dtype=np.float32)
+    device = model.H_init.device
     for lo in range(0, N, batch_size):
-        x = torch.as_tensor(inputs[lo:lo + batch_size], dtype=torch.long)
+        x = torch.as_tensor(inputs[lo:lo + batch_size], dtype=torch.long, device=device)
         carry = model.initial_carry(len(x))
         for s in range(S):
             carry, logits, qh, qc = model.segment(carry, {"inputs": x})
             p = logits.softmax(-1)
             conf, arg = p.max(-1)
-            preds[s, lo:lo + len(x)] = arg.numpy()
-            confs[s, lo:lo + len(x)] = conf.mean(-1).numpy()
-            q_margin[s, lo:lo + len(x)] = (qh - qc).numpy()
+            preds[s, lo:lo + len(x)] = arg.cpu().numpy()
+            confs[s, lo:lo + len(x)] = conf.mean(-1).cpu().numpy()
+            q_margin[s, lo:lo + len(x)] = (qh - qc).cpu().numpy()
     first = act_segments(q_margin, cfg.halt_margin) - 1
     idx = np.arange(N)
     return {
@@ -147,18 +148,42 @@ def evaluate_irp(checkpoint: str, task: Task | str, inputs: np.ndarray, max_step
     }
 
 
+def slice_distribution(task: Task, blanks: tuple[int, int] | None = None,
+                       sg_distance: tuple[int, int] | None = None) -> Distribution | None:
+    """The held-out slice ``sage eval hrm --blanks / --sg-distance`` measures: Sudoku puzzles
+    with blanks in [lo, hi] (several completions allowed, any valid one counts), or mazes with S
+    and G on any open cells at a distance in [lo, hi] moves. None: the task's own test set."""
+    if blanks is not None:
+        if task.kind != "sudoku":
+            raise ValueError(f"--blanks applies to Sudoku tasks, not {task.name!r} (use --sg-distance for mazes)")
+        if not 0 <= blanks[0] <= blanks[1] <= task.seq_len:
+            raise ValueError(f"--blanks must be LO-HI with 0 <= LO <= HI <= {task.seq_len}, got {blanks[0]}-{blanks[1]}")
+    if sg_distance is not None:
+        if task.kind != "maze":
+            raise ValueError(f"--sg-distance applies to maze tasks, not {task.name!r} (use --blanks for Sudoku)")
+        if not 1 <= sg_distance[0] <= sg_distance[1]:
+            raise ValueError(f"--sg-distance must be LO-HI with 1 <= LO <= HI, got {sg_distance[0]}-{sg_distance[1]}")
+    if blanks is None and sg_distance is None:
+        return None
+    return Distribution(blanks=blanks, unique=blanks is None, sg_anywhere=sg_distance is not None,
+                        sg_distance=sg_distance)
+
+
 def run_eval(task_name: str, checkpoint: str | None = None, n: int = 1000, seed: int | None = None,
-             irp: bool = True) -> dict[str, Any]:
-    """What ``sage eval hrm`` prints: bare (ACT and always-max), IRP, cell accuracy, speed."""
+             irp: bool = True, blanks: tuple[int, int] | None = None,
+             sg_distance: tuple[int, int] | None = None) -> dict[str, Any]:
+    """What ``sage eval hrm`` prints: bare (ACT and always-max), IRP, cell accuracy, speed, on
+    the task's test set or on a slice of it (:func:`slice_distribution`)."""
     from .checkpoint import load_pretrained, resolve
 
     task = get_task(task_name)
+    dist = slice_distribution(task, blanks, sg_distance)
     ck = str(resolve(checkpoint or task_name))
     model = load_pretrained(ck)
     if model.cfg.task != task.name:
         raise ValueError(f"checkpoint {ck} was trained on {model.cfg.task!r}, not {task.name!r}")
     seed = EVAL_SEED if seed is None else seed
-    x, y = task.generate(n, seed, "test")
+    x, y = task.generate(n, seed, "test", dist)
     r = evaluate_bare(model, task, x, y)
     r["puzzles_per_s"] = n / r.pop("seconds_all_max")
     r["exact_irp"] = None
@@ -167,5 +192,6 @@ def run_eval(task_name: str, checkpoint: str | None = None, n: int = 1000, seed:
         ir.pop("irp_best")
         r["irp_puzzles_per_s"] = n / ir.pop("irp_seconds")
         r.update(ir)
-    r.update(checkpoint=ck, seed=seed)
+    r.update(checkpoint=ck, seed=seed, blanks=list(blanks) if blanks else None,
+             sg_distance=list(sg_distance) if sg_distance else None)
     return r

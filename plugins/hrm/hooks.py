@@ -16,6 +16,7 @@ from sage_core import hookimpl
 
 from .plugin import HRMReasoner
 from .tasks import TASKS
+from .train import RECIPES
 
 
 @hookimpl
@@ -67,7 +68,8 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 
 
 @click.command("hrm")
-@click.option("--task", type=click.Choice(sorted(TASKS)), required=True)
+@click.option("--task", type=click.Choice(sorted(set(TASKS) | set(RECIPES))), required=True,
+              help="a task (its own recipe) or a named recipe such as maze11-any")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="run directory (resumes if present)")
 @click.option("--minutes", type=float, default=None, help="training-time limit (default: the task's recipe)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -81,22 +83,45 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 @click.option("--eval-n", type=int, default=None, help="validation puzzles (seed 9002, never the test seed) [256]")
 @click.option("--grad-clip", type=float, default=None, help="clip the gradient norm to this (0 = off)")
 @click.option("--ema", type=float, default=None, help="decay of an EMA of the weights, evaluated and shipped (0 = off)")
+@click.option("--device", default=None, help="torch device, e.g. cuda where an accelerator is lent [cpu]")
+@click.option("--clock", type=click.Choice(["cpu", "wall"]), default=None,
+              help="what --minutes counts: process CPU time (default) or wall time (accelerators)")
 @click.option("--no-progress", is_flag=True, help="log lines instead of a progress bar")
 def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json: str | None,
               n_train: int | None, max_iters: int | None, decay_iters: int | None,
               decay_start: int | None, no_progress: bool, eval_every: int | None = None,
               eval_n: int | None = None, lr: float | None = None, grad_clip: float | None = None,
-              ema: float | None = None) -> None:
-    """Train an HRM from scratch (or resume the run in OUT); --minutes counts CPU time."""
+              ema: float | None = None, device: str | None = None, clock: str | None = None) -> None:
+    """Train an HRM from scratch or from a recipe's starting weights (or resume the run in OUT);
+    --minutes counts CPU time unless --clock wall."""
     from .train import Trainer, recipe
 
     kw = {k: v for k, v in {"n_train": n_train, "max_iters": max_iters, "decay_iters": decay_iters,
                                 "decay_start": decay_start, "eval_every": eval_every, "eval_n": eval_n,
-                                "lr": lr, "grad_clip": grad_clip, "ema": ema}.items()
+                                "lr": lr, "grad_clip": grad_clip, "ema": ema, "device": device,
+                                "clock": clock}.items()
           if v is not None}
     args = recipe(task, out=out, seed=seed, minutes=minutes,
                   model=json.loads(model_json) if model_json else None, **kw)
     Trainer(args, log=click.echo).run(progress=not no_progress)
+
+
+class _RangeParam(click.ParamType):
+    """``LO-HI`` (inclusive) or ``LO-`` (no upper bound) as a pair of ints."""
+
+    name = "LO-HI"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        lo, sep, hi = str(value).partition("-")
+        try:
+            pair = (int(lo), int(hi) if hi else 10**6)
+        except ValueError:
+            pair = None
+        if not sep or pair is None or pair[0] > pair[1]:
+            self.fail(f"expected LO-HI such as 27-30 (or LO- for no upper bound), got {value!r}", param, ctx)
+        return pair
 
 
 @click.command("hrm")
@@ -105,12 +130,21 @@ def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json:
 @click.option("--n", "n", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=None, help="held-out seed (default: the evaluation seed)")
 @click.option("--no-irp", is_flag=True, help="skip the IRP refinement")
+@click.option("--blanks", type=_RangeParam(), default=None,
+              help="Sudoku slice: LO-HI blanks, several completions allowed (any valid one counts)")
+@click.option("--sg-distance", type=_RangeParam(), default=None,
+              help="maze slice: S and G on any open cells, LO-HI moves apart ('21-' = more than 20)")
 @click.option("--json", "as_json", is_flag=True)
-def eval_hrm(task: str, checkpoint: str | None, n: int, seed: int | None, no_irp: bool, as_json: bool) -> None:
+def eval_hrm(task: str, checkpoint: str | None, n: int, seed: int | None, no_irp: bool, as_json: bool,
+             blanks: tuple[int, int] | None = None, sg_distance: tuple[int, int] | None = None) -> None:
     """Evaluate on held-out puzzles: bare model (ACT and always-max) and IRP refinement."""
     from .evaluate import run_eval
 
-    r = run_eval(task, checkpoint=checkpoint, n=n, seed=seed, irp=not no_irp)
+    try:
+        r = run_eval(task, checkpoint=checkpoint, n=n, seed=seed, irp=not no_irp, blanks=blanks,
+                     sg_distance=sg_distance)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if as_json:
         click.echo(json.dumps(r))
         return

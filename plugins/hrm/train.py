@@ -13,6 +13,7 @@ sigmoid of the next segment's max(q_halt, q_continue) (q_halt at the last segmen
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -24,11 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from plugins.puzzles import sudoku
+
 from . import checkpoint as ckpt
 from .config import HRMConfig
 from .evaluate import EVAL_SEED, evaluate_bare
 from .model import HRM, sequence_loss
-from .tasks import get_task
+from .tasks import Distribution, get_task
 
 
 @attrs.define
@@ -53,6 +56,17 @@ class TrainArgs:
     ckpt_every_s: float = 120.0
     threads: int = 1
     model: dict = attrs.Factory(dict)  # HRMConfig overrides
+    #: training data: a mixture of distributions (``tasks.Distribution`` fields), n_train split
+    #: evenly between them; empty = the task's own distribution
+    data: list = attrs.Factory(list)
+    #: start from these weights (a shipped name or a checkpoint path) instead of random ones;
+    #: the model config is the checkpoint's (``model`` overrides are applied on top)
+    init: str = ""
+    #: Sudoku puzzles with several completions get, at every step, the completion nearest the
+    #: model's current answer as their label (``sudoku.complete_guided``): any is right
+    relabel: bool = False
+    device: str = "cpu"  # "cuda" where an accelerator is lent; the code path is the same
+    clock: str = attrs.field(default="cpu", validator=attrs.validators.in_(["cpu", "wall"]))  # what --minutes counts
 
 
 #: Per-task training recipes (the shipped checkpoints' reproduce commands use these).
@@ -73,13 +87,35 @@ RECIPES: dict[str, dict[str, Any]] = {
                          "pos_encoding": "rope2d", "rope_theta": 100.0, "attn_window": 1}},
     "maze13": {"n_train": 20000, "minutes": 60.0, "lr": 1e-3, "batch_size": 32,
                "model": {"hidden": 64, "heads": 4, "H_layers": 1, "L_layers": 1, "max_segments": 8}},
+    # --- every input a user gives (fine-tunes of the shipped models; a recipe's "task" names the
+    # task when the recipe's name is not a task) ---
+    # Sudoku with several completions: half the puzzles unique as before (no loss there), half
+    # with blanks up to an empty grid's worth and any completion right (labels: complete_guided)
+    "sudoku4-any": {"task": "sudoku4", "init": "sudoku4", "n_train": 20000, "minutes": 30.0, "lr": 3e-4,
+                    "batch_size": 64, "grad_clip": 1.0, "ema": 0.999, "relabel": True, "decay_iters": 8000,
+                    "data": [{}, {"blanks": [8, 16], "unique": False}], "model": {}},
+    "sudoku6-any": {"task": "sudoku6", "init": "sudoku6", "n_train": 40000, "minutes": 60.0, "lr": 3e-4,
+                    "batch_size": 64, "grad_clip": 1.0, "ema": 0.999, "relabel": True, "decay_iters": 12000,
+                    "data": [{}, {"blanks": [20, 34], "unique": False}], "model": {}},
+    # mazes with S and G on any two open cells (a third of the data within 5 moves)
+    "maze11-any": {"task": "maze11", "init": "maze11_trm", "n_train": 30000, "minutes": 60.0, "lr": 3e-4,
+                   "batch_size": 32, "grad_clip": 1.0, "ema": 0.999, "decay_iters": 12000,
+                   "data": [{}, {"sg_anywhere": True}, {"sg_anywhere": True, "sg_distance": [1, 5]}], "model": {}},
+    # 9x9 (30-50 blanks, unique), sized for an accelerator run (runs on CPU too, slowly)
+    "sudoku9-large": {"task": "sudoku9", "n_train": 40000, "minutes": 360.0, "lr": 1e-3, "batch_size": 384,
+                      "decay_iters": 20000, "grad_clip": 1.0, "ema": 0.999, "eval_n": 512,
+                      "model": {"hidden": 128, "heads": 4, "H_layers": 2, "L_layers": 2, "max_segments": 16}},
 }
 
 
 def recipe(task: str, out: str, seed: int = 0, minutes: float | None = None, model: dict | None = None,
            **kw: Any) -> TrainArgs:
-    """TrainArgs from the task's recipe with overrides (``model`` overrides are merged)."""
+    """TrainArgs from the recipe named ``task`` (a task's own, or a named one such as
+    ``maze11-any`` that says its task) with overrides (``model`` overrides are merged)."""
+    if task not in RECIPES:
+        raise ValueError(f"unknown recipe {task!r}: expected one of {sorted(RECIPES)}")
     r = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES[task].items()}
+    task = r.pop("task", task)
     if minutes is not None:
         r["minutes"] = minutes
     if model:
@@ -88,17 +124,37 @@ def recipe(task: str, out: str, seed: int = 0, minutes: float | None = None, mod
     return TrainArgs(task=task, out=out, seed=seed, **r)
 
 
-def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str = "train",
+                      data: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` puzzles of ``split`` drawn evenly from the ``data`` mixture (default: the task's own
+    distribution), cached as .npy files in ``out`` (named after the mixture)."""
     out.mkdir(parents=True, exist_ok=True)
-    fx, fy = out / f"{split}_inputs.npy", out / f"{split}_labels.npy"
+    tag = "" if not data else "-" + hashlib.blake2b(json.dumps(data, sort_keys=True).encode(), digest_size=4).hexdigest()
+    fx, fy = out / f"{split}_inputs{tag}.npy", out / f"{split}_labels{tag}.npy"
     if fx.is_file() and fy.is_file():
         x, y = np.load(fx, allow_pickle=False), np.load(fy, allow_pickle=False)
         if len(x) == n:
-            return x, y
-    x, y = get_task(task_name).generate(n, seed, split)
-    np.save(fx, x, allow_pickle=False)
-    np.save(fy, y, allow_pickle=False)
+            return x.astype(np.int64), y.astype(np.int64)
+    task = get_task(task_name)
+    if not data:
+        x, y = task.generate(n, seed, split)
+    else:
+        dists = [Distribution.from_dict(d) for d in data]
+        sizes = [n // len(dists) + (i < n % len(dists)) for i in range(len(dists))]
+        parts = [task.generate(k, seed, split, dist) for k, dist in zip(sizes, dists)]
+        x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    np.save(fx, x.astype(np.int8), allow_pickle=False)  # tokens < 128: 8x smaller files
+    np.save(fy, y.astype(np.int8), allow_pickle=False)
     return x, y
+
+
+def several_solutions(task_name: str, x: np.ndarray) -> np.ndarray:
+    """(N,) bool: which Sudoku inputs have more than one completion (all False for mazes)."""
+    task = get_task(task_name)
+    if task.kind != "sudoku":
+        return np.zeros(len(x), dtype=bool)
+    grids = x.reshape(len(x), task.size, task.size)
+    return np.array([sudoku.count_solutions(g, limit=2) > 1 for g in grids], dtype=bool)
 
 
 class Trainer:
@@ -108,10 +164,22 @@ class Trainer:
         self.out = Path(args.out)
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(args.threads)
+        self.device = torch.device(args.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
         self.task = get_task(args.task)
-        self.cfg = HRMConfig.for_task(args.task, **args.model)
+        base = ckpt.load_pretrained(args.init) if args.init else None
+        if base is not None:
+            if base.cfg.task != args.task:
+                raise ValueError(f"--init {args.init} was trained on {base.cfg.task!r}, not {args.task!r}")
+            self.cfg = attrs.evolve(base.cfg, **{"halt_margin": 0.0, **args.model})
+        else:
+            self.cfg = HRMConfig.for_task(args.task, **args.model)
         torch.manual_seed(args.seed)
         self.model = HRM(self.cfg)
+        if base is not None:
+            self.model.load_state_dict(base.state_dict())
+        self.model.to(self.device)
         decay = [p for n, p in self.model.named_parameters() if p.ndim >= 2 and "prefix" not in n]
         no_decay = [p for n, p in self.model.named_parameters() if not (p.ndim >= 2 and "prefix" not in n)]
         self.opt = torch.optim.AdamW(
@@ -119,17 +187,22 @@ class Trainer:
             lr=args.lr, betas=(0.9, 0.95),
         )
         self.ema_model = self._make_ema()
-        self.x_train, self.y_train = load_or_make_data(args.task, args.n_train, args.seed, self.out / "data")
-        self.x_eval, self.y_eval = load_or_make_data(args.task, args.eval_n, EVAL_SEED + 1, self.out / "data", "test")
+        data_dir = self.out / "data"
+        self.x_train, self.y_train = load_or_make_data(args.task, args.n_train, args.seed, data_dir, data=args.data)
+        self.x_eval, self.y_eval = load_or_make_data(args.task, args.eval_n, EVAL_SEED + 1, data_dir, "test", args.data)
+        self.multi_train = (several_solutions(args.task, self.x_train) if args.relabel
+                            else np.zeros(len(self.x_train), dtype=bool))
         self.np_rng = np.random.default_rng([args.seed, 1])
         self.gen = torch.Generator().manual_seed(args.seed + 2)
         B = args.batch_size
         L = self.cfg.seq_len
+        dev = self.device
         self.carry = self.model.initial_carry(B)
-        self.inputs = torch.zeros(B, L, dtype=torch.long)
-        self.labels = torch.zeros(B, L, dtype=torch.long)
-        self.steps = torch.zeros(B, dtype=torch.long)
-        self.halted = torch.ones(B, dtype=torch.bool)
+        self.inputs = torch.zeros(B, L, dtype=torch.long, device=dev)
+        self.labels = torch.zeros(B, L, dtype=torch.long, device=dev)
+        self.steps = torch.zeros(B, dtype=torch.long, device=dev)
+        self.halted = torch.ones(B, dtype=torch.bool, device=dev)
+        self.slot_multi = np.zeros(B, dtype=bool)  # slots whose puzzle has several completions
         self.it = 0
         self.elapsed = 0.0
         self.puzzles_done = 0
@@ -168,9 +241,12 @@ class Trainer:
         if self.ema_model is not None:
             self.ema_model.load_state_dict(_prefixed(tensors, "ema."))
         ckpt.optimizer_from_flat(self.opt, tensors, meta["opt"])
-        self.carry = {"z_H": tensors["slot.z_H"], "z_L": tensors["slot.z_L"]}
-        self.inputs, self.labels = tensors["slot.inputs"], tensors["slot.labels"]
-        self.steps, self.halted = tensors["slot.steps"], tensors["slot.halted"].bool()
+        dev = self.device
+        self.carry = {"z_H": tensors["slot.z_H"].to(dev), "z_L": tensors["slot.z_L"].to(dev)}
+        self.inputs, self.labels = tensors["slot.inputs"].to(dev), tensors["slot.labels"].to(dev)
+        self.steps, self.halted = tensors["slot.steps"].to(dev), tensors["slot.halted"].bool().to(dev)
+        if "slot.multi" in tensors:
+            self.slot_multi = tensors["slot.multi"].bool().numpy()
         self.gen.set_state(tensors["rng.torch"])
         self.np_rng.bit_generator.state = json.loads(meta["rng_numpy"])
         self.it, self.elapsed, self.puzzles_done = meta["it"], meta["elapsed"], meta["puzzles_done"]
@@ -187,8 +263,10 @@ class Trainer:
             "slot.z_H": self.carry["z_H"], "slot.z_L": self.carry["z_L"],
             "slot.inputs": self.inputs, "slot.labels": self.labels,
             "slot.steps": self.steps, "slot.halted": self.halted.to(torch.uint8),
+            "slot.multi": torch.from_numpy(self.slot_multi.astype(np.uint8)),
             "rng.torch": self.gen.get_state(),
         }
+        tensors = {k: v.detach().cpu() for k, v in tensors.items()}
         meta = {
             "it": self.it, "elapsed": self.elapsed, "puzzles_done": self.puzzles_done,
             "best": list(self.best) if self.best else None,
@@ -211,14 +289,16 @@ class Trainer:
         return lr
 
     def _refill(self) -> None:
-        idx = torch.nonzero(self.halted).flatten().numpy()
+        idx = torch.nonzero(self.halted).flatten().cpu().numpy()
         if len(idx) == 0:
             return
         pick = self.np_rng.integers(len(self.x_train), size=len(idx))
         x, y = self.task.augment(self.x_train[pick], self.y_train[pick], self.np_rng)
-        self.inputs[idx] = torch.from_numpy(x)
-        self.labels[idx] = torch.from_numpy(y)
-        self.steps[idx] = 0
+        rows = torch.from_numpy(idx).to(self.device)
+        self.inputs[rows] = torch.from_numpy(x).to(self.device)
+        self.labels[rows] = torch.from_numpy(y).to(self.device)
+        self.steps[rows] = 0
+        self.slot_multi[idx] = self.multi_train[pick]
         self.carry = self.model.reset_carry(self.carry, self.halted)
 
     def train_step(self) -> dict[str, float]:
@@ -230,11 +310,14 @@ class Trainer:
         self.steps = self.steps + 1
         is_last = self.steps >= cfg.max_segments
         with torch.no_grad():
+            if self.slot_multi.any():
+                self._relabel(logits)
             pred = logits.argmax(-1)
             correct = (pred == self.labels).all(-1)
             halted = is_last | (q_halt > q_cont)
-            explore = torch.rand(len(self.steps), generator=self.gen) < cfg.halt_exploration_prob
-            min_steps = explore * torch.randint(2, cfg.max_segments + 1, (len(self.steps),), generator=self.gen)
+            B, dev = len(self.steps), self.device
+            explore = torch.rand(B, generator=self.gen).to(dev) < cfg.halt_exploration_prob
+            min_steps = explore * torch.randint(2, cfg.max_segments + 1, (B,), generator=self.gen).to(dev)
             halted = halted & (self.steps >= min_steps) | is_last
             if cfg.variant == "trm":
                 nq_halt = nq_cont = torch.zeros_like(q_halt)
@@ -269,6 +352,20 @@ class Trainer:
         self.it += 1
         return stats
 
+    def _relabel(self, logits: torch.Tensor) -> None:
+        """Label each slot whose puzzle has several completions with the completion nearest
+        the model's current answer (``sudoku.complete_guided`` on its log-probabilities)."""
+        rows = np.nonzero(self.slot_multi)[0]
+        n = self.task.size
+        scores = logits[torch.from_numpy(rows).to(self.device)].float().log_softmax(-1).cpu().numpy()
+        puzzles = self.inputs[torch.from_numpy(rows).to(self.device)].cpu().numpy()
+        labels = self.labels[torch.from_numpy(rows).to(self.device)].cpu().numpy()
+        for j in range(len(rows)):
+            done = sudoku.complete_guided(puzzles[j].reshape(n, n), scores[j].reshape(n, n, n))
+            if done is not None:
+                labels[j] = done.reshape(-1) - 1
+        self.labels[torch.from_numpy(rows).to(self.device)] = torch.from_numpy(labels).to(self.device)
+
     def evaluate(self) -> dict[str, Any]:
         model = self.eval_model
         model.eval()
@@ -294,10 +391,11 @@ class Trainer:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                       TimeElapsedColumn(), disable=not progress) as bar:
             tid = bar.add_task(f"hrm {args.task}", total=budget, completed=self.elapsed, info="")
+            clock = time.process_time if args.clock == "cpu" else time.perf_counter
             while self.elapsed < budget and self.it < args.max_iters:
-                t0 = time.process_time()
+                t0 = clock()
                 s = self.train_step()
-                self.elapsed += time.process_time() - t0
+                self.elapsed += clock() - t0
                 for k, v in s.items():
                     if not math.isnan(v):
                         smooth[k] = v if k not in smooth else 0.98 * smooth[k] + 0.02 * v
@@ -326,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--task", default="sudoku4")
+    ap.add_argument("--task", default="sudoku4", help="a task or a named recipe (see RECIPES)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, default=None)
@@ -341,11 +439,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grad-clip", type=float, default=None)
     ap.add_argument("--ema", type=float, default=None)
     ap.add_argument("--model", default="{}", help="JSON HRMConfig overrides, e.g. '{\"hidden\": 64}'")
+    ap.add_argument("--device", default=None, help="torch device (cpu, cuda)")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default=None, help="what --minutes counts")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
     kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr, "max_iters": a.max_iters,
                             "decay_iters": a.decay_iters, "decay_start": a.decay_start,
-                            "grad_clip": a.grad_clip, "ema": a.ema}.items() if v is not None}
+                            "grad_clip": a.grad_clip, "ema": a.ema, "device": a.device,
+                            "clock": a.clock}.items() if v is not None}
     args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
                   eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)

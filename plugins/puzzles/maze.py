@@ -89,24 +89,58 @@ def shortest_path_mask(grid: np.ndarray) -> np.ndarray:
     return on
 
 
-def make_puzzle(size: int, rng: np.random.Generator, min_dist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(input grid with S/G, label grid with the path) for a random maze."""
-    g = make_maze(size, rng)
-    k = size // 2
-    if min_dist is None:
-        min_dist = k  # avoid trivial neighbours
-    while True:
-        a, b = rng.integers(k, size=2), rng.integers(k, size=2)
-        s = (2 * int(a[0]) + 1, 2 * int(a[1]) + 1)
-        t = (2 * int(b[0]) + 1, 2 * int(b[1]) + 1)
-        if s != t and bfs(g, s)[t] >= min_dist:
-            break
+def make_puzzle(size: int, rng: np.random.Generator, min_dist: int | None = None,
+                anywhere: bool = False, distance: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(input grid with S/G, label grid with the path) for a random maze.
+
+    By default S and G sit on cell centres at least ``min_dist`` (default ``size // 2``) moves
+    apart. ``anywhere=True`` puts them on any two distinct open cells (centres and corridors,
+    adjacent included), uniformly, or with their distance in moves within ``distance`` (lo, hi)
+    when given (a new maze is drawn when one has no such pair).
+    """
+    if not anywhere:
+        g = make_maze(size, rng)
+        k = size // 2
+        if min_dist is None:
+            min_dist = k  # avoid trivial neighbours
+        while True:
+            a, b = rng.integers(k, size=2), rng.integers(k, size=2)
+            s = (2 * int(a[0]) + 1, 2 * int(a[1]) + 1)
+            t = (2 * int(b[0]) + 1, 2 * int(b[1]) + 1)
+            if s != t and bfs(g, s)[t] >= min_dist:
+                break
+    else:
+        g, s, t = _endpoints_anywhere(size, rng, distance)
     x = g.copy()
     x[s] = START
     x[t] = GOAL
     y = np.where(g == WALL, WALL, OPEN)
     y[shortest_path_mask(x)] = PATH
     return x, y
+
+
+def _endpoints_anywhere(size: int, rng: np.random.Generator, distance: tuple[int, int] | None
+                        ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """(maze, S, G): S uniform over open cells, G uniform over open cells at a distance in
+    ``distance`` from S (any other open cell when None)."""
+    lo, hi = (1, size * size) if distance is None else (max(1, int(distance[0])), int(distance[1]))
+    if hi < lo:
+        raise ValueError(f"distance range must have lo <= hi, got {distance}")
+    while True:
+        g = make_maze(size, rng)
+        cells = np.argwhere(g != WALL)
+        for _ in range(8):
+            s = tuple(int(v) for v in cells[rng.integers(len(cells))])
+            d = bfs(g, s)
+            ok = np.argwhere((d >= lo) & (d <= hi))
+            if len(ok):
+                t = tuple(int(v) for v in ok[rng.integers(len(ok))])
+                return g, s, t
+
+
+def distance(grid: np.ndarray) -> int:
+    """Moves on a shortest S->G path of a maze input grid (-1 when G is unreachable)."""
+    return int(bfs(grid, find(grid, START))[find(grid, GOAL)])
 
 
 def violations(path: np.ndarray, grid: np.ndarray) -> int:

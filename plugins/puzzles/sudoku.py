@@ -1,4 +1,4 @@
-"""Sudoku n x n (n in 4, 6, 9) with unique solutions: generator, solver, augmentation, verifier.
+"""Sudoku n x n (n in 4, 6, 9): generator (unique or several solutions), solvers, augmentation, verifier.
 
 Grids are numpy int arrays of shape (n, n); 0 marks a blank, 1..n are digits. All
 randomness comes from a ``numpy.random.Generator`` so generation is deterministic by seed.
@@ -173,6 +173,58 @@ def has_solution(grid: np.ndarray) -> bool:
     return search([u for u, v in zip(units, cells) if v == 0])
 
 
+def complete_guided(grid: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+    """The valid completion of ``grid`` that a depth-first search finds first when it tries each
+    cell's digits in descending ``scores`` (n, n, n: cell, digit-1), or None if there is none.
+
+    With a model's log-probabilities as scores this is a completion close to what the model
+    believes: its own answer when that answer is valid. Training labels puzzles that have
+    several completions this way (any valid completion is right; the nearest is learnable).
+    """
+    givens = _givens(grid)
+    if givens is None:
+        return None
+    n, units, cells, rows, cols, boxes = givens
+    full = (1 << (n + 1)) - 2
+    order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(n * n, n), axis=1) + 1
+    prefs = [[int(d) for d in row] for row in order.tolist()]
+    blanks = [i for i, v in enumerate(cells) if v == 0]
+
+    def rec(left: list[int]) -> bool:
+        if not left:
+            return True
+        best, best_mask, best_n = -1, 0, n + 1
+        for i in left:
+            r, c, b = units[i]
+            mask = full & ~(rows[r] | cols[c] | boxes[b])
+            k = mask.bit_count()
+            if k < best_n:
+                best, best_mask, best_n = i, mask, k
+                if k <= 1:
+                    break
+        if best_n == 0:
+            return False
+        rest = [i for i in left if i != best]
+        r, c, b = units[best]
+        for d in prefs[best]:
+            bit = 1 << d
+            if not best_mask & bit:
+                continue
+            cells[best] = d
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            if rec(rest):
+                return True
+            rows[r] &= ~bit
+            cols[c] &= ~bit
+            boxes[b] &= ~bit
+            cells[best] = 0
+        return False
+
+    return np.array(cells, dtype=np.int64).reshape(n, n) if rec(blanks) else None
+
+
 def solve(grid: np.ndarray) -> np.ndarray | None:
     """One solution of ``grid`` or None."""
     out: list = []
@@ -187,11 +239,23 @@ def random_solution(n: int, rng: np.random.Generator) -> np.ndarray:
     return out[0]
 
 
-def make_puzzle(n: int, rng: np.random.Generator, blanks: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(puzzle, solution) with a unique solution and (up to) ``blanks`` blank cells."""
+def make_puzzle(n: int, rng: np.random.Generator, blanks: int | None = None,
+                unique: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(puzzle, solution) with (up to) ``blanks`` blank cells.
+
+    ``unique=True`` (the default) keeps only removals after which the solution stays unique;
+    ``unique=False`` blanks exactly ``blanks`` random cells of a random grid, so the puzzle may
+    have several completions and ``solution`` is one of them.
+    """
     lo, hi = BLANKS[n]
     target = int(rng.integers(lo, hi + 1)) if blanks is None else int(blanks)
     sol = random_solution(n, rng)
+    if not unique:
+        if not 0 <= target <= n * n:
+            raise ValueError(f"blanks must be in 0..{n * n}, got {target}")
+        puz = sol.copy()
+        puz.reshape(-1)[rng.permutation(n * n)[:target]] = 0
+        return puz, sol
     puz = sol.copy()
     removed = 0
     for idx in rng.permutation(n * n):

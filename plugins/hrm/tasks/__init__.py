@@ -28,6 +28,38 @@ def is_test_puzzle(tokens: np.ndarray) -> bool:
 
 
 @dataclass(frozen=True)
+class Distribution:
+    """Which puzzles a task draws, beyond its default: Sudoku ``blanks`` (lo, hi) and whether
+    the solution must be ``unique``; mazes with S and G on any open cells (``sg_anywhere``),
+    optionally at an S-G distance in moves within ``sg_distance`` (lo, hi). The default
+    instance is the task's own distribution (the shipped models' training data)."""
+
+    blanks: tuple[int, int] | None = None
+    unique: bool = True
+    sg_anywhere: bool = False
+    sg_distance: tuple[int, int] | None = None
+
+    def seed_words(self) -> tuple[int, ...]:
+        """Extra seed words so each non-default distribution draws its own puzzles (none for the
+        default, so the default data sets hash as they always have)."""
+        if self == Distribution():
+            return ()
+        b = self.blanks or (0, 0)
+        d = self.sg_distance or (0, 0)
+        return (1, *b, int(self.unique), int(self.sg_anywhere), *d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Distribution":
+        """From a JSON-able dict (a training recipe's ``data`` entry); unknown keys are an error."""
+        unknown = set(d) - {"blanks", "unique", "sg_anywhere", "sg_distance"}
+        if unknown:
+            raise ValueError(f"unknown data distribution keys {sorted(unknown)}")
+        tup = lambda v: None if v is None else (int(v[0]), int(v[1]))  # noqa: E731
+        return cls(blanks=tup(d.get("blanks")), unique=bool(d.get("unique", True)),
+                   sg_anywhere=bool(d.get("sg_anywhere", False)), sg_distance=tup(d.get("sg_distance")))
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     kind: str  # "sudoku" or "maze"
@@ -46,21 +78,27 @@ class Task:
         return self.size if self.kind == "sudoku" else 3
 
     # --- generation -------------------------------------------------------------------
-    def make_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One (input tokens, label tokens) pair, flat."""
+    def make_one(self, rng: np.random.Generator, dist: Distribution | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One (input tokens, label tokens) pair, flat, drawn from ``dist`` (default: the
+        task's own distribution: unique Sudoku with the size's blanks, mazes with S/G on cell
+        centres)."""
+        dist = dist or Distribution()
         if self.kind == "sudoku":
-            p, s = sudoku.make_puzzle(self.size, rng)
+            blanks = None if dist.blanks is None else int(rng.integers(dist.blanks[0], dist.blanks[1] + 1))
+            p, s = sudoku.make_puzzle(self.size, rng, blanks=blanks, unique=dist.unique)
             return p.reshape(-1), (s - 1).reshape(-1)
-        x, y = maze.make_puzzle(self.size, rng)
+        x, y = maze.make_puzzle(self.size, rng, anywhere=dist.sg_anywhere or dist.sg_distance is not None,
+                                distance=dist.sg_distance)
         return x.reshape(-1), y.reshape(-1)
 
-    def generate(self, n: int, seed: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-        """``n`` distinct puzzles of ``split``, deterministic in (task, n, seed, split)."""
+    def generate(self, n: int, seed: int, split: str = "train",
+                 dist: Distribution | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` distinct puzzles of ``split``, deterministic in (task, n, seed, split, dist)."""
         want_test = SPLITS[split] == 1
-        rng = np.random.default_rng([seed, SPLITS[split], sum(map(ord, self.name))])
+        rng = np.random.default_rng([seed, SPLITS[split], sum(map(ord, self.name)), *(dist.seed_words() if dist else ())])
         xs, ys, seen = [], [], set()
         while len(xs) < n:
-            x, y = self.make_one(rng)
+            x, y = self.make_one(rng, dist)
             key = puzzle_key(x)
             if (key[0] % TEST_BUCKETS == 0) != want_test or key in seen:
                 continue
