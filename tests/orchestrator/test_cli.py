@@ -95,9 +95,9 @@ def test_live_display_table_shows_every_node():
         assert name in text
 
 
-def test_toy_demo_runs_checkpoints_resumes_quickly():
+def test_toy_demo_runs_checkpoints_resumes_quickly(tmp_path):
     t0 = time.perf_counter()
-    out = sage("demo", "--toy")
+    out = sage("demo", "--toy", "--out", tmp_path)
     assert out.returncode == 0, out.stderr
     assert "checkpoint 1" in out.stdout and "bit-identical" in out.stdout
     assert "coarse: 60 steps" in out.stdout
@@ -105,11 +105,17 @@ def test_toy_demo_runs_checkpoints_resumes_quickly():
 
 
 def test_hrm_demo_solves_held_out_puzzles_and_resumes_in_a_fresh_process(tmp_path):
-    out = sage("demo", "--task", "sudoku4", "--n", "2", "--mode", "bare", "--store", tmp_path)
+    out = sage("demo", "sudoku-text", "--task", "sudoku4", "--n", "2", "--mode", "bare", "--store", tmp_path / "store",
+               "--out", tmp_path / "pics")
     assert out.returncode == 0, out.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "pics" / "energy.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+    assert f"energy per step of every node: {tmp_path / 'pics' / 'energy.png'}" in out.stdout
     assert "2 held-out sudoku4 puzzles" in out.stdout and "verified: 2/2 puzzles" in out.stdout
     assert "resuming with `sage resume` in a fresh process" in out.stdout and "bit-identical" in out.stdout
-    (session,) = [info.id for info in SessionStore(root=tmp_path).list()]
-    snapshot = SessionStore(root=tmp_path).load(session)
+    (session,) = [info.id for info in SessionStore(root=tmp_path / "store").list()]
+    snapshot = SessionStore(root=tmp_path / "store").load(session)
     assert set(snapshot.nodes) == {"puzzle0", "puzzle1"}
     assert all(min(node["energies"]) < 1.0 for node in snapshot.orchestrator["nodes"].values())
