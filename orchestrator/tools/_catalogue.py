@@ -9,6 +9,7 @@ batched across concurrent calls by its Solver, pipeline runs are sessions of its
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -52,6 +53,9 @@ class Tool:
     input_schema: Mapping[str, Any]
     run: Callable[[Mapping[str, Any], Call], dict[str, Any]]
     output_schema: Mapping[str, Any] | None = None
+    #: ``submit(arguments, call) -> Future`` of the result, for tools whose work runs in the
+    #: service's own thread (an async host awaits it without a thread of its own).
+    submit: Callable[[Mapping[str, Any], Call], Future] | None = None
 
 
 def check_arguments(tool: Tool, arguments: Any) -> Mapping[str, Any]:
@@ -105,22 +109,33 @@ def spec_tool(spec: ToolSpec, service: Service) -> Tool:
     """The tool of a plugin's :class:`ToolSpec`: prepare, then one solve of the plugin."""
     field = next(iter(spec.input_schema.get("required", ())), None)
 
-    def run(arguments: Mapping[str, Any], call: Call) -> dict[str, Any]:
+    def submit(arguments: Mapping[str, Any], call: Call) -> Future:
         try:
             x0, ctx = spec.prepare(arguments)
         except ValueError as exc:
             raise ToolInputError(str(exc)) from None
         request = ToolRequest(x0, plugin=spec.plugin, ctx=dict(ctx))
         on_step = (lambda event: call.report(f"step {event.step}: energy {energy_text(event.energy)}"))  # noqa: E731
-        try:
-            result = service.solver.solve(request, on_step=on_step, cancel=call.cancel)
-        except RequestError as exc:
-            raise input_error(exc, field if exc.field == "puzzle" else None) from None
-        call.report(f"halted: {result.reason} after {result.segments} step(s), energy {energy_text(result.energy)}",
-                    last=True)
-        return result.to_dict()
+        solving, answer = service.solver.submit(request, on_step=on_step, cancel=call.cancel), Future()
 
-    return Tool(spec.name, spec.description, spec.input_schema, run, solve_output_schema(spec.answer_schema))
+        def resolve(done: Future) -> None:  # in the solver's thread
+            try:
+                result = done.result()
+            except RequestError as exc:
+                answer.set_exception(input_error(exc, field if exc.field == "puzzle" else None))
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller as is
+                answer.set_exception(exc)
+                return
+            call.report(f"halted: {result.reason} after {result.segments} step(s), energy {energy_text(result.energy)}",
+                        last=True)
+            answer.set_result(result.to_dict())
+
+        solving.add_done_callback(resolve)
+        return answer
+
+    return Tool(spec.name, spec.description, spec.input_schema, lambda arguments, call: submit(arguments, call).result(),
+                solve_output_schema(spec.answer_schema), submit)
 
 
 LIST_PLUGINS_SCHEMA = {"type": "object", "properties": {}, "additionalProperties": False}
@@ -194,6 +209,17 @@ class Catalogue:
         tool = self.get(name)
         try:
             return tool.run(check_arguments(tool, arguments), call or Call())
+        except RequestError as exc:
+            raise input_error(exc) from None
+
+    def submit(self, name: str, arguments: Any, call: Call) -> Future | None:
+        """Start tool ``name`` in the service's thread: a Future of its result, or None when the
+        tool has no such path (then :meth:`call` it from a thread)."""
+        tool = self.get(name)
+        if tool.submit is None:
+            return None
+        try:
+            return tool.submit(check_arguments(tool, arguments), call)
         except RequestError as exc:
             raise input_error(exc) from None
 

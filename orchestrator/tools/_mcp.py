@@ -8,6 +8,8 @@ the message that names the argument.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import math
@@ -15,7 +17,6 @@ import os
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import mcp.types as types
 from mcp.server import Server
 
@@ -32,6 +33,20 @@ def _error(text: str) -> types.CallToolResult:
 def _result(result: dict[str, Any]) -> types.CallToolResult:
     text = json.dumps(result, default=str)
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=result)
+
+
+def _put(send: Any, report: tuple) -> None:
+    with contextlib.suppress(anyio.ClosedResourceError):  # a step reported after the call ended
+        send.send_nowait(report)
+
+
+async def _run(catalogue: Catalogue, name: str, arguments: Any, call: Call) -> dict[str, Any]:
+    """The tool's result: awaited on the service's own thread when the tool offers that, else
+    run in a worker thread (not abandoned on cancel: the thread sees the token and stops first)."""
+    future = catalogue.submit(name, arguments, call)
+    if future is None:
+        return await anyio.to_thread.run_sync(catalogue.call, name, arguments, call)
+    return await asyncio.wrap_future(future)
 
 
 async def _forward_progress(ctx: Any, reports: Any) -> None:
@@ -63,17 +78,16 @@ def build_server(catalogue: Catalogue | None = None) -> Server:
         return types.ListToolsResult(tools=listed)
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        token = anyio.lowlevel.current_token()
+        loop = asyncio.get_running_loop()
         send, receive = anyio.create_memory_object_stream[tuple](math.inf)
-        # called from worker threads (the solver's, the call's): queue it, never wait for the client
-        call = Call(lambda *report: anyio.from_thread.run_sync(send.send_nowait, report, token=token))
+        # reports come from worker threads (the solver's, the call's): queued, never waited for
+        call = Call(lambda *report: loop.call_soon_threadsafe(_put, send, report))
         async with anyio.create_task_group() as group:
             group.start_soon(_forward_progress, ctx, receive)
             async with anyio.create_task_group() as watch:
                 watch.start_soon(_cancel_on_exit, call)
-                try:  # not abandoned on cancel: the thread sees the token and stops the session first
-                    outcome = _result(await anyio.to_thread.run_sync(catalogue.call, params.name,
-                                                                     params.arguments or {}, call))
+                try:
+                    outcome = _result(await _run(catalogue, params.name, params.arguments or {}, call))
                 except ToolInputError as exc:
                     outcome = _error(str(exc))
                 except Exception as exc:  # noqa: BLE001 - the model reads what went wrong, not a bare failure

@@ -16,7 +16,11 @@ import click
 @click.option("--pipelines", "pipelines_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=None, help="Folder of pipeline TOML files run_pipeline knows by name "
                                   "(default: $SAGE_PIPELINES or examples/pipelines).")
-def mcp_command(use_http: bool, host: str, port: int, store_dir: Path | None, pipelines_dir: Path | None) -> None:
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="torch threads: one answers a call fastest on a small busy CPU (idle OpenMP workers spin "
+                   "beside the server's I/O threads); more help large batches")
+def mcp_command(use_http: bool, host: str, port: int, store_dir: Path | None, pipelines_dir: Path | None,
+                threads: int) -> None:
     """Serve sage's solvers and pipelines as MCP tools (stdio, or --http with $SAGE_API_TOKEN as bearer token)."""
     try:
         import anyio
@@ -29,6 +33,9 @@ def mcp_command(use_http: bool, host: str, port: int, store_dir: Path | None, pi
     from ..service import Service
     from ._catalogue import Catalogue
 
+    import torch
+
+    torch.set_num_threads(threads)
     catalogue = Catalogue(service=Service(store_dir, pipelines_dir=pipelines_dir))
     server = build_server(catalogue)
     try:
