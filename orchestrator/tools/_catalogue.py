@@ -8,6 +8,7 @@ batched across concurrent calls by its Solver, pipeline runs are sessions of its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -204,11 +205,21 @@ class Catalogue:
             raise ToolInputError(f"unknown tool {name!r}; available: {', '.join(sorted(self.tools))}")
         return tool
 
+    def _checked(self, tool: Tool, arguments: Any) -> Mapping[str, Any]:
+        """``arguments`` checked (:func:`check_arguments`) and no larger as JSON than the
+        service's request body limit."""
+        arguments = check_arguments(tool, arguments)
+        size = len(json.dumps(arguments, default=str))
+        limit = self.service.limits.max_body_bytes
+        if size > limit:
+            raise ToolInputError(f"the arguments are {size} bytes of JSON, the limit is {limit}; send a smaller input")
+        return arguments
+
     def call(self, name: str, arguments: Any, call: Call | None = None) -> dict[str, Any]:
         """Run tool ``name``; ToolInputError for bad arguments (naming them)."""
         tool = self.get(name)
         try:
-            return tool.run(check_arguments(tool, arguments), call or Call())
+            return tool.run(self._checked(tool, arguments), call or Call())
         except RequestError as exc:
             raise input_error(exc) from None
 
@@ -219,7 +230,7 @@ class Catalogue:
         if tool.submit is None:
             return None
         try:
-            return tool.submit(check_arguments(tool, arguments), call)
+            return tool.submit(self._checked(tool, arguments), call)
         except RequestError as exc:
             raise input_error(exc) from None
 

@@ -26,6 +26,14 @@ def test_arguments_are_checked_by_name(catalogue, arguments, fragment):
     assert fragment in str(info.value)
 
 
+def test_arguments_larger_than_the_service_limit_are_refused(catalogue):
+    huge = {"toml": "#" * 70_000}
+    with pytest.raises(ToolInputError, match=r"the arguments are 7\d{4} bytes of JSON, the limit is 65536"):
+        catalogue.call("run_pipeline", huge)
+    with pytest.raises(ToolInputError, match="the limit is 65536"):
+        catalogue.submit("solve_sudoku", {"puzzle": "0" * 70_000}, Call())
+
+
 def test_an_unknown_tool_names_the_available_ones(catalogue):
     with pytest.raises(ToolInputError, match="unknown tool 'solve_chess'; available: count_down, list_plugins"):
         catalogue.call("solve_chess", {})

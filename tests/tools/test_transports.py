@@ -79,3 +79,14 @@ def test_sage_mcp_over_streamable_http_needs_the_bearer_token(http_server):
     tools, result = anyio.run(go)
     assert "solve_sudoku" in tools
     assert not result.is_error and result.structured_content["verified"]
+
+
+def test_sage_mcp_without_the_extra_says_which_to_install(monkeypatch):
+    from click.testing import CliRunner
+
+    from orchestrator.tools.cli import mcp_command
+
+    monkeypatch.setitem(sys.modules, "orchestrator.tools._mcp", None)  # as if the mcp SDK were missing
+    result = CliRunner().invoke(mcp_command, [])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: sage mcp needs the MCP SDK: pip install 'sage-irp[mcp]'"
