@@ -46,6 +46,28 @@ def bridge(name: str | None = None, *, source_kind: str = ANY, target_kind: str 
     return wrap
 
 
+def chain(*links: Bridge) -> Bridge:
+    """One bridge running ``links`` in turn, each reading the previous one's value as ``state.x``
+    (``a -> b -> c`` kinds); raises ValueError naming the first link whose kinds do not meet."""
+    if not links:
+        raise ValueError("a bridge chain needs at least one bridge")
+    for before, after in zip(links, links[1:]):
+        if not kinds_match(before.target_kind, after.source_kind):
+            raise ValueError(f"bridge {before.name!r} produces {before.target_kind!r} but the next one, "
+                             f"{after.name!r}, reads {after.source_kind!r}")
+    if len(links) == 1:
+        return links[0]
+
+    def run(state: IRPState) -> Any:
+        value = links[0](state)
+        for link in links[1:]:
+            value = link(state.evolve(x=value))
+        return value
+
+    return Bridge("+".join(link.name for link in links), run, links[0].source_kind, links[-1].target_kind,
+                  " then ".join(link.doc or link.name for link in links))
+
+
 def as_bridge(obj: Any, name: str | None = None) -> Bridge:
     """Coerce a Bridge, or any callable (with optional ``name``/``source_kind``/``target_kind``
     attributes), into a :class:`Bridge`."""

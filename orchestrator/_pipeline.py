@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import networkx as nx
 
-from bridges import Bridge, as_bridge, kinds_match
+from bridges import Bridge, as_bridge, chain, kinds_match
 from sage_core import (
     Diverging,
     HaltPolicy,
@@ -76,7 +76,7 @@ class Edge:
     bridge: Bridge
     to: str = INPUT
     streaming: bool = False
-    bridge_name: str | None = None
+    bridge_name: str | list[str] | None = None
     feedback: bool = False
 
     @property
@@ -187,9 +187,11 @@ class Pipeline:
             self.spec["nodes"][name] = entry
         return node
 
-    def add_edge(self, source: str, target: str, bridge: str | Bridge | Callable[..., Any] = "identity", *,
+    def add_edge(self, source: str, target: str,
+                 bridge: str | Bridge | Callable[..., Any] | list[str | Bridge | Callable[..., Any]] = "identity", *,
                  to: str | None = None, streaming: bool = False, feedback: bool = False) -> Edge:
-        """Connect ``source`` to ``target`` through ``bridge`` (registered name or callable);
+        """Connect ``source`` to ``target`` through ``bridge`` (registered name or callable, or a
+        list of them run in turn, checked link by link: ``["solution_path", "path_to_waypoints"]``);
         ``to`` is ``"input"`` (default) or a context key (default ``"feedback"`` for a feedback
         edge). ``feedback=True`` streams every source step into the target's ``receive`` and may
         close a cycle. Raises PipelineError naming the edge."""
@@ -205,18 +207,16 @@ class Pipeline:
             raise PipelineError(f"{label}: a node cannot feed itself (cycle)")
         if self.graph.has_edge(source, target):
             raise PipelineError(f"{label} is defined twice")
-        bridge_name = bridge if isinstance(bridge, str) else None
-        if isinstance(bridge, str):
-            try:
-                resolved = as_bridge(self.registry.get("bridge", bridge), bridge)
-            except UnknownPluginError as exc:
-                raise PipelineError(f"{label}: {exc}") from None
+        links = list(bridge) if isinstance(bridge, (list, tuple)) else [bridge]
+        bridge_name: str | list[str] | None = None
+        if all(isinstance(link, str) for link in links):
+            bridge_name = links[0] if isinstance(bridge, str) else list(links)
         else:
-            try:
-                resolved = as_bridge(bridge)
-            except TypeError as exc:
-                raise PipelineError(f"{label}: {exc}") from None
             self.spec = None
+        try:
+            resolved = chain(*(self._bridge(link) for link in links))
+        except (UnknownPluginError, TypeError, ValueError) as exc:
+            raise PipelineError(f"{label}: {exc}") from None
         src, dst = self.node(source), self.node(target)
         if not kinds_match(src.output_kind, resolved.source_kind):
             raise PipelineError(f"{label}: bridge {resolved.name!r} reads {resolved.source_kind!r} but node "
@@ -254,6 +254,12 @@ class Pipeline:
                 entry["feedback"] = True
             self.spec["edges"].append(entry)
         return edge
+
+    def _bridge(self, link: str | Bridge | Callable[..., Any]) -> Bridge:
+        """A registered bridge by name, or a Bridge/callable as given."""
+        if isinstance(link, str):
+            return as_bridge(self.registry.get("bridge", link), link)
+        return as_bridge(link)
 
     # -- reading ----------------------------------------------------------------------------
     def node(self, name: str) -> Node:

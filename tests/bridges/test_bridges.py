@@ -56,3 +56,27 @@ def test_decorator_and_coercion():
     assert as_bridge(lambda s: 1, name="one").name == "one"
     with pytest.raises(TypeError, match="must be callable"):
         as_bridge(3)
+
+
+def test_chain_runs_links_in_turn_and_checks_their_kinds():
+    from bridges import Bridge, chain
+    from sage_core import IRPState
+
+    double = Bridge("double", lambda s: [2 * v for v in s.x], "vector", "vector")
+    total = Bridge("total", lambda s: sum(s.x), "vector", "scalar")
+    joined = chain(double, total)
+    assert joined(IRPState(x=[1, 2, 3])) == 12
+    assert (joined.name, joined.source_kind, joined.target_kind) == ("double+total", "vector", "scalar")
+    assert chain(double) is double
+    with pytest.raises(ValueError, match="bridge 'total' produces 'scalar' but the next one, 'double', reads 'vector'"):
+        chain(total, double)
+
+
+def test_solution_path_reads_a_solved_maze_and_refuses_a_sudoku():
+    from bridges import solution_path_bridge
+    from sage_core import IRPState
+
+    maze = {"puzzle": ["#####", "#S G#", "#####"], "solution": [[1, 1], [1, 2], [1, 3]], "verified": True}
+    assert solution_path_bridge(IRPState(x=maze)) == [(1, 1), (1, 2), (1, 3)]
+    with pytest.raises(ValueError, match="not a solved maze"):
+        solution_path_bridge(IRPState(x={"puzzle": [[1, 0], [0, 1]], "solution": [[1, 2], [2, 1]]}))

@@ -215,3 +215,34 @@ def test_bridges_read_the_plugins_output_value():
     p.add_edge("a", "b", "identity", to="box")
     result = Orchestrator(p).run()
     assert seen["box"] == {"value": result["a"].state.x.tolist(), "step": 2}
+
+
+def test_a_bridge_chain_from_toml_is_checked_link_by_link_and_round_trips(tmp_path):
+    path = toml(tmp_path, """
+        [nodes.a]
+        plugin = "toy"
+        halt = { max_steps = 2 }
+        [nodes.b]
+        plugin = "toy"
+        halt = { max_steps = 1 }
+        [[edges]]
+        from = "a"
+        to = "b"
+        bridge = ["identity", "flatten"]
+    """)
+    p = Pipeline.from_toml(path)
+    assert p.out_edges("a")[0].bridge.name == "identity+flatten"
+    assert Pipeline.from_dict(p.to_dict()).out_edges("a")[0].bridge_name == ["identity", "flatten"]
+    bad = toml(tmp_path, """
+        [nodes.a]
+        plugin = "toy"
+        [nodes.b]
+        plugin = "toy"
+        [[edges]]
+        from = "a"
+        to = "b"
+        bridge = ["energy", "flatten"]
+    """)
+    with pytest.raises(PipelineError, match=r"edge 'a'->'b': bridge 'energy' produces 'scalar' but the next one, "
+                                            r"'flatten', reads 'tensor'"):
+        Pipeline.from_toml(bad)
