@@ -1,5 +1,5 @@
-"""Shipped weights: ``checkpoints/<name>.safetensors`` (model tensors, config in JSON metadata),
-loaded without pickle; ``ship`` writes one from a training run's state."""
+"""Shipped weights: ``checkpoints/<name>.safetensors`` (model tensors in float16, config in JSON
+metadata), loaded without pickle as float32; ``ship`` writes one from a training run's state."""
 
 from __future__ import annotations
 
@@ -41,15 +41,15 @@ def load_model(name_or_path: str | Path | None = None) -> Explainer:
         if "config" not in meta:
             raise ValueError(f"{path} has no model config in its metadata")
         model = Explainer(ModelConfig(**meta["config"]))
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.load_state_dict({k[6:]: v.float() for k, v in tensors.items() if k.startswith("model.")})
         _CACHE[path] = model.eval()
     return _CACHE[path]
 
 
 def ship(run: str | Path, name: str, extra: dict | None = None) -> Path:
-    """Write the weights of a run's state as ``checkpoints/<name>.safetensors`` (float32)."""
+    """Write the weights of a run's state as ``checkpoints/<name>.safetensors`` (float16)."""
     tensors, meta = read_state(resolve(run))
-    weights = {k: v.to(torch.float32).contiguous() for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k: v.to(torch.float16).contiguous() for k, v in tensors.items() if k.startswith("model.")}
     CHECKPOINTS.mkdir(exist_ok=True)
     out = CHECKPOINTS / f"{name}.safetensors"
     keep = {k: meta[k] for k in ("config", "args", "step", "cpu_s")}

@@ -82,8 +82,8 @@ class Judged:
 
 def judge(puzzle: np.ndarray, solution: np.ndarray, slots: torch.Tensor, cells: torch.Tensor,
           conf: torch.Tensor) -> Judged:
-    """Render one sample's slots as text and check it: energy = false claims + blank cells never
-    filled + (1 - mean confidence of its tokens)."""
+    """Render one sample's slots as text and check it: energy = false claims + blank cells no
+    claim speaks of + (1 - mean confidence of its tokens)."""
     keep = cells >= 0
     ids = slots[keep].tolist()
     text, order = render(ids)
@@ -92,7 +92,9 @@ def judge(puzzle: np.ndarray, solution: np.ndarray, slots: torch.Tensor, cells: 
     for line, claim in zip(order, result.claims):
         rejected[line] = not claim.true
     mean_conf = float(conf[keep].mean()) if keep.any() else 1.0
-    return Judged(text, result, rejected, result.n_false + len(result.missing) + (1.0 - mean_conf))
+    cited = {c.cell for c in result.claims}
+    unaddressed = sum(cell not in cited for cell in result.missing)
+    return Judged(text, result, rejected, result.n_false + unaddressed + (1.0 - mean_conf))
 
 
 @torch.no_grad()
@@ -148,7 +150,8 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
             rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None] if guided else None
             count = torch.where(active, schedule(n_valid, it, iters), torch.zeros_like(n_valid))
             tokens = remask(tokens, conf, cells, count, rejected)
-        tokens, conf = predict(model, mem, cells, tokens, conf)
+        rows = torch.tensor([not it or j.energy >= 1 for j in (judged or [None] * len(grids))])
+        tokens[rows], conf[rows] = predict(model, mem[rows], cells[rows], tokens[rows], conf[rows])
         judged = [j if it and j.energy < 1 else judge(p, s, tokens[b], cells[b], conf[b])
                   for b, (j, (p, s)) in enumerate(zip(judged or [None] * len(grids), grids))]
         for b, j in enumerate(judged):

@@ -41,16 +41,19 @@ def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
 @click.option("--n4", type=int, default=3000, show_default=True, help="4x4 training puzzles")
 @click.option("--batch", type=int, default=24, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="data-parallel processes of one torch thread each (CPU time of all counts)")
 @click.option("--model", "model_json", default=None, help="JSON ModelConfig overrides, e.g. '{\"d\": 96}'")
 def train_language(out: str, decoder: str, minutes: float, seed: int, n6: int, n4: int, batch: int,
-                   lr: float, model_json: str | None) -> None:
-    """Train the explanation model from scratch on CPU (one thread); --minutes counts CPU time."""
-    from .train import Trainer, TrainArgs
+                   lr: float, workers: int, model_json: str | None) -> None:
+    """Train the explanation model from scratch on CPU (one thread per worker); --minutes counts
+    the CPU time of all workers."""
+    from .train import TrainArgs, train
 
     model = json.loads(model_json) if model_json else {"dec_layers": 3, "ff": 256}
     args = TrainArgs(out=out, decoder=decoder, minutes=minutes, seed=seed, n6=n6, n4=n4, batch=batch,
-                     lr=lr, model=model)
-    Trainer(args, log=lambda s: click.echo(s, nl=True)).run()
+                     lr=lr, workers=workers, model=model)
+    train(args, log=click.echo)
 
 
 @click.command("language")

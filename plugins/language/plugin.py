@@ -3,8 +3,8 @@
 Sudoku (4x4, 6x6): one IRP step is one mask-predict iteration of the trained model: re-mask
 the least confident slot tokens (N (T - t) / T of them at iteration t of T = ``max_steps``)
 and predict them again; energy-guided (the default) re-masks every token of the claims the
-checker rejected first. Energy = false claims + blank cells no claim fills + (1 - mean token
-confidence), so energy < 1 means every claim is verified. Mazes and world plans are phrased by
+checker rejected first. Energy = false claims + blank cells no claim speaks of + (1 - mean
+token confidence), so energy < 1 means every claim is verified. Mazes and world plans are phrased by
 the symbolic explainer in one step and checked the same way.
 
 State ``x``: ``puzzle``/``solution`` (n*n,), ``tokens`` (S, SLOT_LEN) int64, ``conf`` float32,

@@ -3,14 +3,18 @@
 The run directory holds ``state.safetensors`` (weights, Adam moments, msgpack-free JSON metadata:
 step, CPU seconds, config, arguments), replaced atomically every ``save_every`` steps, so a
 killed run resumes where it stopped; batches and masks are drawn from generators seeded by
-(seed, step), so a resumed run sees the data an uninterrupted one would.
+(seed, step, worker), so a resumed run sees the data an uninterrupted one would. With
+``workers`` > 1 the run is data-parallel over that many processes of one torch thread each
+(gradients averaged by a gloo all-reduce); the budget counts the CPU time of all of them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +22,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -42,6 +47,7 @@ class TrainArgs:
     lr: float = 1e-3
     warmup: int = 200
     save_every: int = 50
+    workers: int = 1
     model: dict = attrs.field(factory=dict)
 
 
@@ -95,11 +101,12 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 class Trainer:
     """Runs (or resumes) one training run until its CPU-minute budget is spent."""
 
-    def __init__(self, args: TrainArgs, log: Callable[[str], None] = print) -> None:
-        self.args, self.log = args, log
+    def __init__(self, args: TrainArgs, log: Callable[[str], None] = print, rank: int = 0) -> None:
+        self.args, self.log, self.rank = args, log, rank
         self.dir = Path(args.out)
         self.dir.mkdir(parents=True, exist_ok=True)
         cfg = ModelConfig(decoder=args.decoder, **args.model)
+        torch.manual_seed(args.seed)  # the same initial weights in every worker
         self.model = Explainer(cfg)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.98))
         self.step, self.cpu_s = 0, 0.0
@@ -136,9 +143,9 @@ class Trainer:
         self.log(f"corpus: {a.n6} 6x6 + {a.n4} 4x4 puzzles ({time.process_time() - t0:.0f} CPU-s)")
         self.model.train()
         losses: list[float] = []
+        mark = time.process_time()
         while self.cpu_s < a.minutes * 60:
-            start = time.process_time()
-            rng = np.random.default_rng([a.seed, self.step])
+            rng = np.random.default_rng([a.seed, self.step, self.rank])
             gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
             n = 6 if rng.random() < a.share6 else 4
             idx = rng.integers(len(corpora[n]), size=a.batch)
@@ -150,15 +157,57 @@ class Trainer:
                 g["lr"] = self._lr()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            now = time.process_time()
+            self.cpu_s += self._sync(now - mark)
+            mark = now
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             self.opt.step()
             self.step += 1
-            self.cpu_s += time.process_time() - start
             losses.append(loss.item())
-            if self.step % a.save_every == 0 or self.cpu_s >= a.minutes * 60:
+            if self.rank == 0 and (self.step % a.save_every == 0 or self.cpu_s >= a.minutes * 60):
                 save_state(self.state, self.model, self.opt, self.meta())
                 self.log(f"step {self.step} loss {np.mean(losses):.4f} lr {self._lr():.2e} "
                          f"cpu {self.cpu_s / 60:.1f}/{a.minutes} min")
                 losses = []
-        save_state(self.state, self.model, self.opt, self.meta())
-        self.log(f"done: {self.step} steps, {self.cpu_s / 60:.1f} CPU-min")
+        if self.rank == 0:
+            save_state(self.state, self.model, self.opt, self.meta())
+            self.log(f"done: {self.step} steps, {self.cpu_s / 60:.1f} CPU-min")
+
+    def _sync(self, cpu: float) -> float:
+        """Average the gradients over the workers; the CPU seconds of all workers this step."""
+        if self.args.workers == 1:
+            return cpu
+        grads = [p.grad for p in self.model.parameters()]
+        flat = torch.cat([g.reshape(-1) for g in grads] + [torch.tensor([cpu], dtype=grads[0].dtype)])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g) / self.args.workers)
+            offset += g.numel()
+        return float(flat[-1])
+
+
+def _worker(rank: int, args: TrainArgs, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=args.workers)
+    try:
+        Trainer(args, log=functools.partial(print, flush=True) if rank == 0 else (lambda _: None), rank=rank).run()
+    finally:
+        dist.destroy_process_group()
+
+
+def train(args: TrainArgs, log: Callable[[str], None] = print) -> None:
+    """Run (or resume) a training run in ``args.workers`` processes of one torch thread each."""
+    if args.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {args.workers}")
+    if args.workers == 1:
+        Trainer(args, log=log).run()
+        return
+    cache = Path(args.out).parent / "corpus"
+    for n, count in ((6, args.n6), (4, args.n4)):
+        load_or_generate(n, count, args.seed, cache)  # once, before the workers read it
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.multiprocessing.spawn(_worker, args=(args, port), nprocs=args.workers, join=True)
