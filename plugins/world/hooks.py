@@ -11,12 +11,14 @@ from typing import Any
 from sage_core import hookimpl
 
 from .bridges import path_to_waypoints
+from .mpc import MPCPlanner
 from .plugin import WorldPlanner
 
 
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(WorldPlanner)
+    register(MPCPlanner)
 
 
 @hookimpl

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from sage_core import MaxSteps, refine
 from sage_core.testing import check_plugin
-from plugins.world import WorldPlanner, cells_to_waypoints, parse_task, path_to_waypoints, solve_throws
+from plugins.world import MPCPlanner, WorldPlanner, cells_to_waypoints, parse_task, path_to_waypoints, solve_throws
 from plugins.world.hooks import sage_register_bridges, sage_register_plugins
 
 THROW = {"task": "throw", "target": [20.0, 0.0], "mass": 0.15, "radius": 0.025, "drag_coeff": 0.47, "max_speed": 30.0}
@@ -122,7 +122,7 @@ def test_hooks_register_the_plugin_and_the_path_bridge():
     plugins, bridges = [], []
     sage_register_plugins(plugins.append)
     sage_register_bridges(lambda b, name=None: bridges.append((name, b)))
-    assert plugins == [WorldPlanner]
+    assert plugins == [WorldPlanner, MPCPlanner]
     assert bridges[0][0] == "path_to_waypoints" and bridges[0][1].target_kind == "waypoints"
     assert path_to_waypoints.source_kind == "path"
     assert cells_to_waypoints([(3, 1), (2, 1), (2, 2)], 0.5) == [[0.0, 0.0], [0.0, 0.5], [0.5, 0.5]]
@@ -163,3 +163,11 @@ def test_stopped_session_resumes_bit_identically_in_a_fresh_process(tmp_path, ta
     expected, _ = plugin.export_state(state)
     assert expected.keys() == resumed.keys()
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_mujoco_backend_without_its_extra_says_which_pip_install(monkeypatch):
+    from plugins.world.models import require_mujoco
+
+    monkeypatch.setitem(sys.modules, "mujoco", None)
+    with pytest.raises(ImportError, match=r"pip install 'sage-irp\[mujoco\]'"):
+        require_mujoco()
