@@ -118,6 +118,7 @@ def spec_tool(spec: ToolSpec, service: Service) -> Tool:
         request = ToolRequest(x0, plugin=spec.plugin, ctx=dict(ctx))
         on_step = (lambda event: call.report(f"step {event.step}: energy {energy_text(event.energy)}"))  # noqa: E731
         solving, answer = service.solver.submit(request, on_step=on_step, cancel=call.cancel), Future()
+        answer.set_running_or_notify_cancel()  # cancelled through call.cancel, never by Future.cancel
 
         def resolve(done: Future) -> None:  # in the solver's thread
             try:
