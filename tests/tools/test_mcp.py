@@ -127,3 +127,21 @@ def test_protocol_overhead_of_an_in_process_call_is_small(catalogue):
                 await client.call_tool("list_plugins", {})
             return (time.perf_counter() - t0) / 20
     assert run(go) < 0.05  # bench/tools.py measures the real figure; this catches a pathological regression
+
+
+def test_concurrent_calls_are_solved_together(catalogue):
+    puzzles = HRMReasoner.held_out_puzzles("sudoku4", 8)
+
+    async def go():
+        results = [None] * len(puzzles)
+        async with Client(build_server(catalogue)) as client:
+            async def one(i):
+                results[i] = await client.call_tool("solve_sudoku", {"puzzle": puzzles[i]})
+            async with anyio.create_task_group() as group:
+                for i in range(len(puzzles)):
+                    group.start_soon(one, i)
+        return results
+    results = run(go)
+    assert all(not r.is_error and r.structured_content["verified"] for r in results)
+    assert len({r.structured_content["session"] for r in results}) == len(puzzles)
+    assert catalogue.service.solver.counts["solved"] >= len(puzzles)
