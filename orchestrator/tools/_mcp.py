@@ -1,9 +1,10 @@
 """The MCP server: the tool catalogue over the official ``mcp`` SDK (stdio or streamable HTTP).
 
-A call runs in a worker thread; each refinement step becomes a progress notification (when the
-client asked for progress), a client's cancellation sets the call's cancel flag so the session
-stops at its next step, and bad arguments come back as the SDK's tool error (``isError``) with
-the message that names the argument.
+A solve is awaited on the service's Solver thread (other tools run in a worker thread); each
+refinement step becomes a progress notification (when the client asked for progress), a
+client's cancellation cancels the call's token so the session stops before its next step, and
+bad arguments come back as the SDK's tool error (``isError``) with the message that names the
+argument. The server runs on asyncio (``anyio``'s default backend, as uvicorn does).
 """
 
 from __future__ import annotations
