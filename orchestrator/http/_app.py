@@ -232,7 +232,7 @@ def create_app(config: ServeConfig = ServeConfig(), service: Service | None = No
         async def stream() -> Any:
             index, idle = start, 0
             while True:
-                events, finished = await run_in_threadpool(runs.events, run_id, index, _SSE_WAIT_S)
+                index, events, finished = await run_in_threadpool(runs.events_from, run_id, index, _SSE_WAIT_S)
                 for event in events:
                     yield sse_frame(index, event)
                     index += 1

@@ -26,10 +26,12 @@ from ..service import Limits
               help="Seconds a solve may wait for a batch slot before 503.")
 @click.option("--pipelines", "pipelines_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder of NAME.toml pipelines (default: $SAGE_PIPELINES or examples/pipelines).")
+@click.option("--threads", type=int, default=None,
+              help="torch threads for the model (default: torch's own; uvicorn backend only).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
 def serve_command(host: str, port: int, store_dir: Path | None, backend: str, address: str | None, replicas: int,
                   no_batching: bool, max_batch: int, max_queue: int, queue_timeout: float, pipelines_dir: Path | None,
-                  log_level: str) -> None:
+                  threads: int | None, log_level: str) -> None:
     """Serve solves, pipeline runs (SSE telemetry) and a web page at http://HOST:PORT/ (/docs: the API).
 
     Set SAGE_API_TOKEN to require 'Authorization: Bearer <token>' on every endpoint but /healthz.
@@ -42,6 +44,10 @@ def serve_command(host: str, port: int, store_dir: Path | None, backend: str, ad
         raise click.ClickException("sage serve needs FastAPI and uvicorn: pip install 'sage-irp[serve]'") from None
     from ._app import ServeConfig, create_app
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     config = ServeConfig(None if store_dir is None else str(store_dir), not no_batching, max_batch,
                          Limits(max_queue=max_queue, queue_timeout_s=queue_timeout),
                          None if pipelines_dir is None else str(pipelines_dir))

@@ -29,7 +29,10 @@ from ._requests import RunRequest
 from ._solver import jsonable
 
 RUNNING, DONE, CANCELLED, INTERRUPTED, FAILED, SAVED = "running", "done", "cancelled", "interrupted", "failed", "saved"
-FINISHED = (DONE, CANCELLED, INTERRUPTED, FAILED)
+#: Events a run keeps for its SSE stream (older ones are dropped in halves past this).
+MAX_EVENTS = 100_000
+#: Finished runs kept in memory (their status and events); older ones are reported from the store.
+MAX_FINISHED = 256
 
 
 @attrs.define(slots=True, eq=False)
@@ -39,6 +42,7 @@ class _Run:
     status: str = RUNNING
     error: str | None = None
     events: list[dict[str, Any]] = attrs.field(factory=list)
+    first: int = 0  # index of events[0] in the run's whole event sequence
     cond: threading.Condition = attrs.field(factory=threading.Condition)
     stop: str | None = None
     thread: threading.Thread | None = None
@@ -129,6 +133,10 @@ class RunManager:
         return run_id
 
     def _launch(self, run: _Run) -> None:
+        self._runs.pop(run.id, None)
+        finished = [key for key, r in self._runs.items() if r.status != RUNNING]
+        for key in finished[:max(0, len(finished) - MAX_FINISHED + 1)]:
+            del self._runs[key]
         self._runs[run.id] = run
         run.thread = threading.Thread(target=self._drive, args=(run,), name=f"sage-run-{run.id}", daemon=True)
         run.thread.start()
@@ -136,6 +144,10 @@ class RunManager:
     def _publish(self, run: _Run, events: list[dict[str, Any]], status: str | None = None) -> None:
         with run.cond:
             run.events.extend(events)
+            if len(run.events) > MAX_EVENTS:
+                drop = len(run.events) // 2
+                del run.events[:drop]
+                run.first += drop
             if status is not None:
                 run.status = status
             run.cond.notify_all()
@@ -225,17 +237,26 @@ class RunManager:
         return {"id": run_id, "status": run.status, "rounds": o.rounds, "budget": o.budget, "nodes": nodes,
                 "error": run.error}
 
-    def events(self, run_id: str, after: int = 0, timeout: float | None = None) -> tuple[list[dict[str, Any]], bool]:
+    def events(self, run_id: str, after: int = 0,
+               timeout: float | None = None) -> tuple[list[dict[str, Any]], bool]:
         """Events of a run from index ``after`` on, waiting up to ``timeout`` s for new ones;
-        and whether the run has stopped (no more events will come)."""
+        and whether the run has stopped (no more events will come). See :meth:`events_from`."""
+        _, events, stopped = self.events_from(run_id, after, timeout)
+        return events, stopped
+
+    def events_from(self, run_id: str, after: int = 0,
+                    timeout: float | None = None) -> tuple[int, list[dict[str, Any]], bool]:
+        """:meth:`events` with the index of the first event returned: ``after``, or the oldest
+        event kept when a very long run dropped older ones (``MAX_EVENTS``)."""
         run = self._runs.get(run_id)
         if run is None:
             self._saved(run_id)
-            return [], True
+            return after, [], True
         with run.cond:
-            if len(run.events) <= after and run.status == RUNNING:
+            if run.first + len(run.events) <= after and run.status == RUNNING:
                 run.cond.wait(timeout)
-            return run.events[after:], run.status != RUNNING
+            start = max(after, run.first)
+            return start, run.events[start - run.first:], run.status != RUNNING
 
     def list(self) -> list[dict[str, Any]]:  # noqa: A003 - the API name
         """Runs this server knows in memory: id and status."""
