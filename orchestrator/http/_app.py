@@ -17,7 +17,6 @@ from ._auth import authorized, is_open
 from ._sse import KEEPALIVE, sse_frame
 
 STATIC = Path(__file__).parent / "static"
-_DISCONNECT_POLL_S = 0.05
 _SSE_WAIT_S = 0.25
 _KEEPALIVE_EVERY = 40  # idle waits between keep-alive comments (10 s)
 #: HTTP status for a request whose client went away (nginx's convention; never seen by that client).
@@ -81,6 +80,12 @@ async def read_body(request: Any, limit: int) -> bytes:
         if len(body) > limit:
             raise RequestError(f"request body is over the {limit}-byte limit", status=413)
     return bytes(body)
+
+
+async def _disconnect(request: Any) -> None:
+    """Returns when the client has gone away (the body is read, so the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -189,13 +194,15 @@ def create_app(config: ServeConfig = ServeConfig(), service: Service | None = No
         solve_request = parse_solve(parse_json(await read_body(request, limits.max_body_bytes), limits), limits)
         token = CancelToken()
         waiting = asyncio.wrap_future(s.solver.submit(solve_request, cancel=token))
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=_DISCONNECT_POLL_S)
-            if done:
-                return waiting.result().to_dict()
-            if await request.is_disconnected():
-                token.cancel()
-                return Response(status_code=CLIENT_CLOSED)
+        gone = asyncio.ensure_future(_disconnect(request))
+        try:
+            await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if waiting.done():
+            return waiting.result().to_dict()
+        token.cancel()
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.post("/v1/runs", status_code=201, summary="Start a pipeline run (a session in the store)",
               openapi_extra=RUN_SCHEMA)

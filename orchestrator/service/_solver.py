@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import attrs
@@ -63,6 +63,17 @@ def jsonable(value: Any) -> Any:
     if callable(tolist):
         return jsonable(tolist())
     return value
+
+
+def _settle(future: Future, result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve ``future`` unless the caller cancelled it meanwhile (it may, from any thread)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 @attrs.frozen(slots=True)
@@ -132,7 +143,8 @@ class Solver:
                cancel: CancelToken | None = None) -> Future:
         """Queue ``request``; a Future of its :class:`SolveResult` (or a :class:`RequestError`:
         422 for a puzzle the plugin refuses, 503 when the queue is full or its deadline passed,
-        :class:`Cancelled` when ``cancel`` is set). Raises 503 at once when the queue is full."""
+        :class:`Cancelled` when ``cancel`` is set). Raises 503 at once when the queue is full.
+        Cancelling the Future also cancels the solve."""
         with self._cond:
             if self._closed:
                 raise RequestError("the server is shutting down; retry on another instance", status=503,
@@ -192,8 +204,7 @@ class Solver:
         outcome = ("cancelled" if isinstance(error, Cancelled) else "failed" if not isinstance(error, RequestError)
                    else "rejected" if error.status == 503 else "refused")
         self.counts[outcome] += 1
-        if not job.future.done():
-            job.future.set_exception(error)
+        _settle(job.future, error=error)
 
     def _admit(self) -> None:
         with self._cond:
@@ -222,7 +233,7 @@ class Solver:
     def _stale(self, job: _Job | None, deadline: float, waiting: bool) -> bool:
         if job is None:
             return True
-        if job.cancel.cancelled:
+        if job.cancel.cancelled or job.future.cancelled():
             self._fail(job, Cancelled())
             return True
         if waiting and job.submitted < deadline:
@@ -265,10 +276,8 @@ class Solver:
         verified = bool(check(state)) if callable(check) and state is not None else result.decision.policy == "verified"
         self._jobs.pop(job.id, None)
         self.counts["solved"] += 1
-        if not job.future.done():
-            job.future.set_result(SolveResult(job.id, plugin.name, answer, result.energy, verified, result.steps,
-                                              result.decision.policy, result.decision.reason,
-                                              time.monotonic() - job.submitted))
+        _settle(job.future, SolveResult(job.id, plugin.name, answer, result.energy, verified, result.steps,
+                                        result.decision.policy, result.decision.reason, time.monotonic() - job.submitted))
 
     def _round(self) -> None:
         self._admit()

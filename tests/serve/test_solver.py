@@ -152,3 +152,16 @@ def test_close_fails_pending_requests_with_503(monkeypatch):
     assert err.value.status == 503
     with pytest.raises(RequestError):
         s.submit(countdown(1))
+
+
+def test_cancelling_the_future_cancels_the_solve(solver, monkeypatch):
+    monkeypatch.setattr(Countdown, "delay", 0.02)
+    future = solver.submit(countdown(8))
+    time.sleep(0.05)
+    assert future.cancel()
+    deadline = time.monotonic() + 5
+    while solver.counts["cancelled"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert solver.counts["cancelled"] == 1 and solver.pending == 0
+    assert Countdown.calls["step_batch"] < 8
+    assert solver.solve(countdown(2), timeout=10).verified  # the worker is unharmed
