@@ -105,7 +105,8 @@ def hey(url: str, body: str, concurrency: int, seconds: float) -> dict[str, floa
 def load_table(server: Server, bodies: dict[str, str], seconds: float, cores: int) -> dict[tuple[str, int], dict]:
     results = {}
     for size, body in bodies.items():
-        httpx.post(server.url + "/v1/solve", content=body, timeout=60)  # model load and warm-up
+        warm = httpx.post(server.url + "/v1/solve", content=body, timeout=60).json()  # model load, warm-up
+        print(f"  {size}: the puzzle takes {warm['segments']} segment(s), verified {warm['verified']}")
         for c in CONCURRENCY:
             s0 = cpu_seconds(server.proc.pid)
             r = hey(server.url, body, c, seconds)
