@@ -83,6 +83,8 @@ class NodeRun:
     cycle: tuple = ()
     #: The plugin's ``output(state)`` (the value of its output kind), if it has one.
     output: Any = None
+    #: The plugin's own ``halt(history)``, or None when it keeps the base class's (no opinion).
+    halt: Any = None
 
     @property
     def remaining(self) -> float:
@@ -174,10 +176,10 @@ def _unpack_value(packed: Mapping[str, Any]) -> Any:
 
 def _calls_of(run: NodeRun) -> tuple:
     """The plugin calls one step of ``run`` makes, looked up once: step, project, energy,
-    step_cost (None for the default 1 ATP), halt_state (None if it has none), policy, halt."""
+    step_cost (None for the default 1 ATP), halt_state (None if it has none)."""
     plugin = run.node.plugin
     cost_fn = None if type(plugin).step_cost is IRPPlugin.step_cost else plugin.step_cost
-    return (plugin.step, plugin.project, plugin.energy, cost_fn, state_halt_of(plugin), run.check, plugin.halt)
+    return plugin.step, plugin.project, plugin.energy, cost_fn, state_halt_of(plugin)
 
 
 def _make_scheduler(spec: Any, registry: Registry | None) -> Scheduler:
@@ -265,8 +267,11 @@ class Orchestrator:
             outs = pipeline.out_edges(run.name)
             run.streams = tuple(edge for edge in outs if edge.streaming)
             run.redeliver = tuple(edge for edge in outs if not edge.streaming and runs[edge.target] in run.cycle)
-            output = getattr(run.node.plugin, "output", None)
+            plugin = run.node.plugin
+            output = getattr(plugin, "output", None)
             run.output = output if callable(output) else None
+            own = getattr(type(plugin), "halt", None)
+            run.halt = None if own is None or own is IRPPlugin.halt else plugin.halt
         self._pending = sum(run.status == PENDING for run in self._order)
 
     def _split(self) -> None:
@@ -413,7 +418,7 @@ class Orchestrator:
     def _after_step(self, run: NodeRun) -> None:
         """Check halting after a step (or start) and whether the node can afford its next step."""
         try:
-            decision = run.check(run.history) or run.verdict or run.node.plugin.halt(run.history)
+            decision = run.check(run.history) or run.verdict or (run.halt is not None and run.halt(run.history)) or None
         except Exception as exc:  # noqa: BLE001
             fault = from_exception(exc, "halt()")
             self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
@@ -456,8 +461,7 @@ class Orchestrator:
             return
         states, runs, order, select = backend.states, self.runs, self._order, self.scheduler.select
         pick = getattr(self.scheduler, "pick", None) or (lambda candidates, changed: select(candidates, 1)[0])
-        emit = self.telemetry.active or self._buffer is not None
-        session = self.session or ""
+        apply = self._apply
         calls: dict[str, tuple] = {}
         while True:
             running = [run for run in order if run.status == RUNNING]
@@ -470,7 +474,7 @@ class Orchestrator:
                 self.rounds += 1
                 name, history = run.name, run.history
                 fns = calls.get(name) or calls.setdefault(name, _calls_of(run))
-                step_fn, project_fn, energy_fn, cost_fn, state_halt, check, halt_fn = fns
+                step_fn, project_fn, energy_fn, cost_fn, state_halt = fns
                 state, cost = states[name], run.next_cost
                 remaining = run.allocation - history.spent
                 t0 = perf_counter()
@@ -492,31 +496,13 @@ class Orchestrator:
                         next_cost = cost_fn(new)
                         if next_cost.__class__ is not float:
                             next_cost = as_real(next_cost, "step_cost()")
-                    verdict = state_verdict(state_halt, new)
+                    verdict = None if state_halt is None else state_verdict(state_halt, new)
                 except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
-                    run.elapsed += perf_counter() - t0
-                    fault = from_exception(exc, f"step {state.step + 1}")
-                    self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
+                    apply(run, cost, from_exception(exc, f"step {state.step + 1}"))
                     break
                 states[name] = new
-                previous = history.energies[-1]
-                history.append(energy, cost)
-                run.next_cost, run.verdict = next_cost, verdict
-                run.elapsed += perf_counter() - t0
-                if emit:
-                    self._emit(StepEvent(name, session, new.step, energy, energy - previous, history.spent,
-                                         run.elapsed))
-                try:
-                    decision = check(history) or verdict or halt_fn(history)
-                except Exception as exc:  # noqa: BLE001
-                    fault = from_exception(exc, "halt()")
-                    self._halt(run, HaltDecision(fault.kind, fault.detail), fault)
-                    break
-                if decision is not None:
-                    self._halt(run, decision)
-                    break
-                if next_cost > run.allocation - history.spent + _EPS:
-                    run.status = STARVED
+                apply(run, cost, (energy, new.step, next_cost, perf_counter() - t0, verdict))
+                if run.status != RUNNING:
                     break
 
     def _plan(self) -> list[NodeRun]:

@@ -50,9 +50,10 @@ class EnergyDropScheduler:
         n = len(energies) - 1
         if n < 1:
             return math.inf
-        w = min(self.window, n)
+        window, cost = self.window, candidate.next_cost
+        w = n if n < window else window  # min() and max() without the builtin calls: this runs every step
         drop = (energies[-1 - w] - energies[-1]) / w
-        return drop / max(candidate.next_cost, 1e-12)
+        return drop / (1e-12 if cost < 1e-12 else cost)
 
     def select(self, candidates: Sequence[Any], k: int) -> list[str]:
         last = self._last
@@ -65,6 +66,7 @@ class EnergyDropScheduler:
         return chosen
 
     def _key(self, c: Any) -> tuple:
+        """Sort key of a candidate: best first, then least recently stepped, then pipeline order."""
         return (-self.priority(c), self._last.get(c.name, -1), c.index, c.name)
 
     def pick(self, candidates: Sequence[Any], changed: str | None) -> str:
