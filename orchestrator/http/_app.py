@@ -42,13 +42,14 @@ class ServeConfig:
                        pipelines_dir=None if self.pipelines_dir is None else Path(self.pipelines_dir))
 
     def api_token(self) -> str:
+        """The bearer token the app requires ('' for none)."""
         return os.environ.get("SAGE_API_TOKEN", "") if self.token is None else self.token
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message, "field": field, "status": status}, status, headers=headers)
+    return JSONResponse(RequestError(message, field=field, status=status).to_dict(), status, headers=headers)
 
 
 class TokenGuard:
