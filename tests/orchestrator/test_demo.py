@@ -92,3 +92,26 @@ def test_the_puzzle_template_is_copied_per_puzzle():
 
 def test_the_default_demo_is_registered():
     assert demos.DEFAULT_DEMO in DEMOS
+
+
+def test_maze_robot_pipeline_runs_a_short_maze_from_its_toml():
+    """Reduced maze_robot.toml: one held-out maze planned by the HRM, its path handed to the world
+    plugin as waypoints in metres (a few planner iterations only)."""
+    from orchestrator import Orchestrator
+    from sage_core import get_registry
+
+    spec = read_spec("maze_robot.toml")
+    maze = get_registry().plugin_class("hrm").held_out_puzzles("maze11", 1, seed=77)[0]
+    spec["nodes"]["planner"]["input"] = maze
+    spec["nodes"]["robot"]["halt"] = {"max_steps": 3}
+    pipeline = Pipeline.from_dict(spec)
+    result = Orchestrator(pipeline).run()
+    planner = pipeline.node("planner").plugin.output(result["planner"].state)
+    assert result["planner"].reason == "verified" and planner["verified"]
+    path = planner["solution"]
+    assert maze[path[0][0]][path[0][1]] == "S" and maze[path[-1][0]][path[-1][1]] == "G"
+    assert not result["robot"].failed and result["robot"].steps == 3
+    waypoints = result["robot"].state.meta["task"]["waypoints"]
+    assert len(waypoints) == len(path) and waypoints[0] == [0.0, 0.0]
+    (r0, c0), (r1, c1) = path[0], path[1]
+    assert waypoints[1] == [float(c1 - c0), float(r0 - r1)]  # 1 m cells, y up
