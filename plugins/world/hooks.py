@@ -1,5 +1,5 @@
 """pluggy hooks of the world plugin: registers the ``world`` (torch) and ``world_mpc`` (MuJoCo)
-IRP plugins and the ``path -> waypoints`` bridge.
+IRP plugins, the ``path -> waypoints`` bridge and the ``sage world`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] world = "plugins.world.hooks"``.
 """
@@ -19,6 +19,13 @@ from .plugin import WorldPlanner
 def sage_register_plugins(register: Any) -> None:
     register(WorldPlanner)
     register(MPCPlanner)
+
+
+@hookimpl
+def sage_register_commands(cli: Any) -> None:
+    from .cli import world_group
+
+    cli.add_command(world_group)
 
 
 @hookimpl

@@ -5,6 +5,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
@@ -171,3 +172,19 @@ def test_mujoco_backend_without_its_extra_says_which_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco", None)
     with pytest.raises(ImportError, match=r"pip install 'sage-irp\[mujoco\]'"):
         require_mujoco()
+
+
+def test_throw_command_prints_the_launch_and_writes_a_png(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from plugins.world.cli import world_group
+
+    png = tmp_path / "throw.png"
+    result = CliRunner().invoke(world_group, ["throw", "25", "--angle", "30", "--png", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "angle 30.00 deg, lands at 25.0" in result.output and "within tolerance" in result.output
+    with Image.open(png) as image:
+        assert image.size[0] > 400 and len(np.unique(np.asarray(image.convert("L")))) > 10
+    bad = CliRunner().invoke(world_group, ["throw", "25", "--task", '{"mass": -1}'])
+    assert bad.exit_code == 2 and "'mass' must be > 0.0" in bad.output
