@@ -1,7 +1,8 @@
 """Load test of ``sage serve`` on loopback with ``hey`` (Debian package ``hey``).
 
-For batching on and off (``--no-batching``: one model call per request, the baseline), a fresh
-server is started; ``POST /v1/solve`` with a held-out 4x4 and 6x6 Sudoku is driven at
+Two servers run side by side, batching on and off (``--no-batching``: one model call per request,
+the baseline), and each load cell is measured on both back to back (the machine's other load
+drifts less between the two); ``POST /v1/solve`` with a held-out 4x4 and 6x6 Sudoku is driven at
 concurrency 1, 16 and 64 for ``--seconds`` each: requests/s, p50/p95/p99 latency, errors. Then
 a ``--soak``-second run at concurrency 64 (4x4, batching on) must have zero errors, and pipeline
 runs measure the time to the first SSE event and SSE events/s. The CPU time of the load
@@ -63,7 +64,8 @@ class Server:
         args = [str(sage), "serve", "--port", str(self.port), "--store", store, "--max-queue", "1024"]
         if threads is not None:
             args += ["--threads", str(threads)]
-        self.proc = subprocess.Popen(args + ([] if batching else ["--no-batching"]), env={**os.environ, "SAGE_API_TOKEN": ""},
+        self.proc = subprocess.Popen(args + ([] if batching else ["--no-batching"]),
+                                     env={**os.environ, "SAGE_API_TOKEN": ""},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 120
@@ -97,27 +99,25 @@ def hey(url: str, body: str, concurrency: int, seconds: float) -> dict[str, floa
     ok = sorted(float(r["response-time"]) for r in rows if r["status-code"] == "200")
     codes = collections.Counter(r["status-code"] for r in rows if r["status-code"] != "200")  # "0": no response
     q = statistics.quantiles(ok, n=100) if len(ok) >= 2 else [float("nan")] * 99
-    return {"requests": len(rows), "errors": len(rows) - len(ok), "codes": dict(codes), "rps": len(ok) / seconds, "p50": q[49] * 1e3,
+    return {"requests": len(rows), "errors": len(rows) - len(ok), "codes": dict(codes), "rps": len(ok) / seconds,
+            "p50": q[49] * 1e3,
             "p95": q[94] * 1e3, "p99": q[98] * 1e3, "client_cpu": (after.children_user + after.children_system)
             - (before.children_user + before.children_system), "wall": wall}
 
 
-def load_table(server: Server, bodies: dict[str, str], seconds: float, cores: int) -> dict[tuple[str, int], dict]:
-    results = {}
-    for size, body in bodies.items():
-        warm = httpx.post(server.url + "/v1/solve", content=body, timeout=60).json()  # model load, warm-up
-        print(f"  {size}: the puzzle takes {warm['segments']} segment(s), verified {warm['verified']}")
-        for c in CONCURRENCY:
-            s0 = cpu_seconds(server.proc.pid)
-            r = hey(server.url, body, c, seconds)
-            r["server_cpu"] = cpu_seconds(server.proc.pid) - s0
-            r["client_share"] = r["client_cpu"] / (r["wall"] * cores)
-            r["server_share"] = r["server_cpu"] / (r["wall"] * cores)
-            results[(size, c)] = r
-            print(f"  {size:<8} c={c:<3} {r['rps']:8.1f} req/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}  "
-                  f"p99 {r['p99']:7.1f} ms  errors {r['errors']}/{r['requests']} {r['codes'] or ''}  "
-                  f"CPU client {r['client_share']:.0%} server {r['server_share']:.0%} of {cores} cores", flush=True)
-    return results
+def measure(server: Server, body: str, concurrency: int, seconds: float, cores: int) -> dict[str, float]:
+    """One load cell against ``server``, with the client's and the server's CPU share."""
+    s0 = cpu_seconds(server.proc.pid)
+    r = hey(server.url, body, concurrency, seconds)
+    r["client_share"] = r["client_cpu"] / (r["wall"] * cores)
+    r["server_share"] = (cpu_seconds(server.proc.pid) - s0) / (r["wall"] * cores)
+    return r
+
+
+def row(label: str, r: dict[str, float]) -> str:
+    return (f"    {label:<4} {r['rps']:7.1f} req/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}  p99 {r['p99']:7.1f} ms  "
+            f"errors {r['errors']}/{r['requests']} {r['codes'] or ''}  CPU client {r['client_share']:.0%} "
+            f"server {r['server_share']:.0%}")
 
 
 def sse_figures(url: str, runs: int) -> dict[str, float]:
@@ -155,27 +155,35 @@ def main() -> None:
     bodies = {size: json.dumps({"puzzle": HRMReasoner.held_out_puzzles(size, 1)[0], "mode": "irp"}) for size in SIZES}
     print(f"sage serve load test on 127.0.0.1, {cores} cores, hey, {args.seconds:g} s per cell; "
           f"load average before: {os.getloadavg()[0]:.1f}")
-    table = {}
+    table: dict[tuple[bool, str, int], dict] = {}
     with tempfile.TemporaryDirectory() as store:
-        for batching in (True, False):
-            print(f"batching {'on' if batching else 'off (one model call per request)'}:")
-            server = Server(batching, store, args.threads)
-            try:
-                table[batching] = load_table(server, bodies, args.seconds, cores)
-                if batching:
-                    sse = sse_figures(server.url, args.runs)
-                    print(f"  SSE: first event {sse['first_ms_p50']:.1f} ms median ({sse['first_ms_max']:.1f} max) "
-                          f"after POST /v1/runs; {sse['events_per_s']:.0f} events/s per stream "
-                          f"({sse['events']} events over {args.runs} runs)")
-                    if args.soak:
-                        soak = hey(server.url, bodies["sudoku4"], 64, args.soak)
-                        print(f"  soak {args.soak:g} s at c=64 (4x4): {soak['requests']} requests, "
-                              f"{soak['errors']} errors, {soak['rps']:.1f} req/s, p99 {soak['p99']:.1f} ms", flush=True)
-            finally:
+        servers = {True: Server(True, store, args.threads), False: Server(False, store, args.threads)}
+        try:
+            for size, body in bodies.items():
+                for server in servers.values():  # model load and warm-up
+                    warm = httpx.post(server.url + "/v1/solve", content=body, timeout=60).json()
+                print(f"{size} (the puzzle takes {warm['segments']} segment(s), verified {warm['verified']}); "
+                      f"'on' = batching, 'off' = one model call per request, measured back to back:")
+                for c in CONCURRENCY:
+                    print(f"  concurrency {c}:")
+                    for batching, server in servers.items():
+                        table[batching, size, c] = r = measure(server, body, c, args.seconds, cores)
+                        print(row("on" if batching else "off", r), flush=True)
+            url = servers[True].url
+            sse = sse_figures(url, args.runs)
+            print(f"SSE: first event {sse['first_ms_p50']:.1f} ms median ({sse['first_ms_max']:.1f} max) after "
+                  f"POST /v1/runs; {sse['events_per_s']:.0f} events/s per stream ({sse['events']} events, {args.runs} runs)")
+            if args.soak:
+                soak = hey(url, bodies["sudoku4"], 64, args.soak)
+                codes = f" {soak['codes']}" if soak["codes"] else ""
+                print(f"soak {args.soak:g} s at c=64 (4x4, batching): {soak['requests']} requests, {soak['errors']} "
+                      f"errors{codes}, {soak['rps']:.1f} req/s, p99 {soak['p99']:.1f} ms", flush=True)
+        finally:
+            for server in servers.values():
                 server.close()
     print("targets at concurrency 64:")
     for size in SIZES:
-        on, off = table[True][(size, 64)], table[False][(size, 64)]
+        on, off = table[True, size, 64], table[False, size, 64]
         speedup = on["rps"] / off["rps"] if off["rps"] else float("inf")
         print(f"  {size}: batching {on['rps']:.1f} req/s vs {off['rps']:.1f} one call per request = {speedup:.1f}x "
               f"(target >= 5x: {'met' if speedup >= 5 else 'MISSED'}); p99 {on['p99']:.1f} ms"
