@@ -71,15 +71,17 @@ class EnergyDropScheduler:
 
     def pick(self, candidates: Sequence[Any], changed: str | None) -> str:
         """``select(candidates, 1)[0]``, for a host that calls it again with the very same list
-        in which only ``changed`` (the candidate it just stepped) has moved: one candidate's rank
-        is recomputed instead of all of them (the multi-node fast path of ``finish``)."""
+        in which only ``changed`` (the previous pick, since stepped) has moved: one candidate's
+        rank is recomputed instead of all of them (the multi-node fast path of ``finish``);
+        ``changed=None`` or another list ranks them all."""
         if candidates is not self._candidates or changed is None:
             self._candidates = candidates
             self._keys = [self._key(c) for c in candidates]
             self._position = {c.name: i for i, c in enumerate(candidates)}
-        else:
+        else:  # ``changed`` was the last pick, so its last-stepped tick is the current one
             i = self._position[changed]
-            self._keys[i] = self._key(candidates[i])
+            c = candidates[i]
+            self._keys[i] = (-self.priority(c), self._tick, c.index, changed)
         name = min(self._keys)[3]
         self._tick += 1
         self._last[name] = self._tick
