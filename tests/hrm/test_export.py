@@ -78,8 +78,9 @@ def test_torchscript_round_trip_of_each_shipped_checkpoint(tmp_path: Path, name:
 
 
 def test_export_prints_parity_through_the_cli(tmp_path: Path) -> None:
-    from sage_core.cli import cli
+    from sage_core.cli import build_cli
 
+    cli = build_cli()
     out = tmp_path / "s4.onnx"
     r = CliRunner().invoke(cli, ["export", "hrm", "--checkpoint", "sudoku4", "--out", str(out)])
     assert r.exit_code == 0, r.output
@@ -100,13 +101,13 @@ def test_onnx_runtime_refines_like_eager(task: str, checkpoint: str | None, mode
     """Same halting reason, steps, answers and energies (within float rounding) as the eager plugin."""
     kw = {"checkpoint": checkpoint, "mode": mode}
     eager, onnx = HRMReasoner(**kw), HRMReasoner(runtime="onnx", **kw)
-    for i, puzzle in enumerate(HRMReasoner.held_out_puzzles(task, 6, seed=123)):
-        a = sage_core.refine(eager, puzzle, {"seed": i, "max_steps": 12})
-        b = sage_core.refine(onnx, puzzle, {"seed": i, "max_steps": 12})
+    for i, puzzle in enumerate(HRMReasoner.held_out_puzzles(task, 4, seed=123)):
+        a = sage_core.refine(eager, puzzle, {"seed": i, "max_steps": 10})
+        b = sage_core.refine(onnx, puzzle, {"seed": i, "max_steps": 10})
         assert (a.decision.reason, a.state.step) == (b.decision.reason, b.state.step)
         assert np.array_equal(a.state.x["best"], b.state.x["best"])
         assert a.state.meta["act_halted"] == b.state.meta["act_halted"]
-        assert np.allclose(a.energies, b.energies, atol=1e-4)
+        assert np.allclose(a.history.energies, b.history.energies, atol=1e-4)
 
 
 @pytest.mark.parametrize("first, second", [("eager", "onnx"), ("onnx", "eager")])
@@ -129,16 +130,16 @@ def test_sessions_resume_across_runtimes(first: str, second: str) -> None:
 
 def test_int8_export_records_accuracy_and_runs_in_the_plugin(tmp_path: Path) -> None:
     out = tmp_path / "s4_int8.onnx"
-    info = E.export_checkpoint("sudoku4", "onnx", out, int8=True, n_eval=200, log=lambda _: None,
+    info = E.export_checkpoint("sudoku4", "onnx", out, int8=True, n_eval=64, log=lambda _: None,
                                parity_batches=(1, 4))
     acc = info.accuracy
-    assert info.int8 and acc["n"] == 200
+    assert info.int8 and acc["n"] == 64
     assert acc["float_exact_bare"] - acc["int8_exact_bare"] <= E.INT8_MAX_LOSS + 1e-12
     assert out.stat().st_size < 0.5 * len(E.onnx_bytes(load_pretrained("sudoku4")))
     plugin = HRMReasoner(runtime="onnx", exports={"sudoku4": str(out)})
     x0, ctx = HRMReasoner.example()
     r = sage_core.refine(plugin, x0, ctx)
-    assert r.decision.reason == "verified"
+    assert r.decision.policy == "verified"
 
 
 def test_int8_is_not_written_when_it_loses_too_much(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
