@@ -30,7 +30,7 @@ from sage_core import HaltDecision, IRPPlugin, IRPState
 from .checkpoint import load_pretrained
 from .inference import FastSegment
 from .model import HRM
-from plugins.puzzles import maze, sudoku
+from plugins.puzzles import explain, maze, sudoku
 
 from .tasks import Task, get_task
 
@@ -67,24 +67,6 @@ def parse_puzzle(puzzle: Any) -> tuple[Task, np.ndarray]:
     if arr.min() < 0 or arr.max() > n:
         raise ValueError(f"Sudoku cells must be in 0..{n} (0 = blank), found {int(arr.min())}..{int(arr.max())}")
     return get_task(f"sudoku{n}"), arr.reshape(-1).astype(np.int64)
-
-
-def _walk(grid: np.ndarray, on_path: np.ndarray) -> list[tuple[int, int]]:
-    """The cells of ``on_path`` in order from S, stepping to an unvisited path neighbour (or G)
-    until G or a dead end."""
-    cur, goal = maze.find(grid, maze.START), maze.find(grid, maze.GOAL)
-    cells, seen = [cur], {cur}
-    while cur != goal:
-        r, c = cur
-        nxt = [(r + dr, c + dc) for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1))
-               if 0 <= r + dr < grid.shape[0] and 0 <= c + dc < grid.shape[1] and (r + dr, c + dc) not in seen
-               and (on_path[r + dr, c + dc] or (r + dr, c + dc) == goal)]
-        if not nxt:
-            break
-        cur = goal if goal in nxt else nxt[0]
-        cells.append(cur)
-        seen.add(cur)
-    return cells
 
 
 class HRMReasoner(IRPPlugin):
@@ -348,15 +330,16 @@ class HRMReasoner(IRPPlugin):
 
     def output(self, state: IRPState) -> dict[str, Any]:
         """The ``solved_puzzle`` value: ``{"puzzle", "solution", "verified"}``, the solution as an
-        n x n grid, or for a maze the path as (row, col) cells from S towards G."""
+        n x n grid, or for a maze the path as (row, col) cells from S to G (unverified: the cells
+        the model marked, row by row)."""
         task = get_task(state.meta["task"])
         puzzle = state.x["puzzle"].reshape(task.size, task.size)
         verified = state.step > 0 and state.meta["best_violations"] == 0
         if task.kind == "sudoku":
             return {"puzzle": puzzle.tolist(), "solution": self.solution(state).tolist(), "verified": verified}
         on_path = state.x["best"].reshape(task.size, task.size) == maze.PATH
-        return {"puzzle": maze.render(puzzle, np.zeros_like(on_path)), "solution": _walk(puzzle, on_path),
-                "verified": verified}
+        cells = explain.path_cells(puzzle, on_path) if verified else [tuple(map(int, c)) for c in np.argwhere(on_path)]
+        return {"puzzle": maze.render(puzzle, np.zeros_like(on_path)), "solution": cells, "verified": verified}
 
     # --- helpers --------------------------------------------------------------------------
     @staticmethod
