@@ -57,7 +57,7 @@ class _Display:
             energy = run.history.last
             status = run.status if run.fault is None else f"failed: {run.fault.kind}"
             if run.decision is not None and run.fault is None:
-                status = f"halted: {run.decision.policy}"
+                status = f"{'halted' if run.status == 'halted' else run.status}: {run.decision.policy}"
             table.add_row(run.name, run.node.plugin_name, status, str(run.history.steps),
                           "-" if energy is None else f"{energy:.6g}", f"{run.history.spent:.6g}",
                           "inf" if math.isinf(run.allocation) else f"{run.allocation:.6g}")
