@@ -103,7 +103,8 @@ class HRMReasoner(IRPPlugin):
 
             _onnxruntime()  # the missing extra is one clear error now, not at the first step
             for file in self.exports.values():
-                read_export(file)  # a corrupt or foreign file fails here
+                if read_export(file)[0].format != "onnx":  # a corrupt or foreign file fails here too
+                    raise ValueError(f"{file}: a TorchScript export; runtime='onnx' takes ONNX exports")
 
     # --- model --------------------------------------------------------------------------
     def model_for(self, task: str, checkpoint: str | None = None) -> HRM:

@@ -69,6 +69,8 @@ def test_torchscript_round_trip_of_each_shipped_checkpoint(tmp_path: Path, name:
     assert read == info and read.format == "torchscript"
     with pytest.raises(ValueError, match="refusing to load a TorchScript archive"):
         E.load_runner(out)
+    with pytest.raises(ValueError, match="takes ONNX exports"):
+        HRMReasoner(runtime="onnx", exports={name: str(out)})
     _, runner = E.load_runner(out, trusted=True)
     model = load_pretrained(name)
     x = torch.as_tensor(np.random.default_rng(1).integers(0, model.cfg.vocab, (3, model.cfg.seq_len)))
