@@ -23,7 +23,7 @@ ANGLE_BOUNDS = (math.radians(1.0), math.radians(89.0))
 ANGLE_WEIGHT = 0.01
 DAMPING = 1e-3
 MAX_SPEED_STEP, MAX_ANGLE_STEP = 10.0, 0.2
-DT = 0.05
+DT = 0.1
 
 
 @attrs.frozen

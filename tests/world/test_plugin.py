@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from sage_core import MaxSteps, refine
+from sage_core import IRPState, MaxSteps, refine
 from sage_core.testing import check_plugin
 from plugins.world import MPCPlanner, WorldPlanner, cells_to_waypoints, parse_task, path_to_waypoints, solve_throws
 from plugins.world.hooks import sage_register_bridges, sage_register_plugins
@@ -129,6 +129,17 @@ def test_hooks_register_the_plugin_and_the_path_bridge():
     assert cells_to_waypoints([(3, 1), (2, 1), (2, 2)], 0.5) == [[0.0, 0.0], [0.0, 0.5], [0.5, 0.5]]
     with pytest.raises(ValueError, match="row, col"):
         cells_to_waypoints([(1.5, 2)])
+    assert path_to_waypoints(IRPState(x={"path": [(1, 1), (1, 2)]})) == [[0.0, 0.0], [1.0, 0.0]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.integers(-50, 50)), min_size=1, max_size=20),
+       st.floats(0.01, 10.0))
+def test_waypoints_keep_the_cells_offsets_in_metres(cells, size):
+    points = cells_to_waypoints(cells, size)
+    (r0, c0) = cells[0]
+    for (r, c), (x, y) in zip(cells, points):
+        assert math.isclose(x, (c - c0) * size, abs_tol=1e-9) and math.isclose(y, (r0 - r) * size, abs_tol=1e-9)
 
 
 _RESUME = """
