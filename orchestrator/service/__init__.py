@@ -8,7 +8,8 @@ How to call it (tools engineer, issue 18)::
     try:
         res = svc.solve({"puzzle": [[1, 0, 0, 4], ...], "mode": "irp", "max_steps": 16},
                         on_step=lambda ev: print(ev.step, ev.energy))  # ev: sage_core.StepEvent
-        res.to_dict()   # {"session", "plugin", "answer", "energy", "verified", "segments", "reason", ...}
+        res.to_dict()   # {"session", "plugin", "answer", "energy", "verified", "segments", "reason", ..., "read"}
+        # an image instead: svc.solve({"image": BASE64_PNG}) reads it with the vision plugin first (res.read)
     except RequestError as err:
         err.to_dict()   # {"error": "...", "field": "puzzle[1][2]", "status": 422}; err.status: 413/422/404/409/503
 
@@ -23,7 +24,8 @@ message a person can act on; never let another exception out of a tool for bad i
 
 from ._errors import Cancelled, RequestError
 from ._limits import Limits
-from ._requests import MODES, Puzzle, RunRequest, SolveRequest, parse_int, parse_json, parse_puzzle, parse_run, parse_solve
+from ._requests import (MODES, Puzzle, RunRequest, SolveRequest, parse_image, parse_int, parse_json, parse_puzzle,
+                        parse_run, parse_solve)
 from ._runs import RunManager
 from ._service import Service, default_pipelines_dir
 from ._solver import CancelToken, ProgressCallback, Solver, SolveResult, jsonable
@@ -31,5 +33,5 @@ from ._solver import CancelToken, ProgressCallback, Solver, SolveResult, jsonabl
 __all__ = [
     "MODES", "CancelToken", "Cancelled", "Limits", "ProgressCallback", "Puzzle", "RequestError", "RunManager",
     "RunRequest", "Service", "SolveRequest", "SolveResult", "Solver", "default_pipelines_dir", "jsonable",
-    "parse_int", "parse_json", "parse_puzzle", "parse_run", "parse_solve",
+    "parse_image", "parse_int", "parse_json", "parse_puzzle", "parse_run", "parse_solve",
 ]

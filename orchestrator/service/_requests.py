@@ -7,12 +7,16 @@ and the solver turns its refusal into a 422 on ``puzzle``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import math
 from collections.abc import Mapping
 from typing import Any, Union
 
 import attrs
+import numpy as np
 
 from ._errors import RequestError
 from ._limits import Limits
@@ -97,17 +101,51 @@ def parse_puzzle(value: Any, limits: Limits = Limits(), *, field: str = "puzzle"
     return grid
 
 
+IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+def parse_image(value: Any, limits: Limits = Limits(), *, field: str = "image") -> np.ndarray:
+    """A base64 PNG or JPEG as an H x W uint8 gray image; its size is checked from the header
+    before any pixel is decoded (no decompression bombs)."""
+    if not isinstance(value, str) or not value:
+        raise RequestError(f"{field} must be a base64 string of a PNG or JPEG file, got {type(value).__name__}",
+                           field=field)
+    try:
+        raw = base64.b64decode(value.split(",", 1)[-1] if value.startswith("data:") else value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(f"{field} is not valid base64", field=field) from None
+    try:
+        from PIL import Image
+    except ImportError:
+        raise RequestError("reading images needs Pillow on the server: pip install 'sage-irp[viz]'", field=field,
+                           status=501) from None
+    try:
+        with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as image:
+            width, height = image.size
+            if width * height > limits.max_image_pixels:
+                raise RequestError(f"{field} is {width} x {height} pixels, the limit is {limits.max_image_pixels} "
+                                   "pixels; send a smaller picture", field=field)
+            return np.asarray(image.convert("L"), dtype=np.uint8)
+    except RequestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for hostile files
+        raise RequestError(f"{field} is not a readable PNG or JPEG image ({type(exc).__name__})", field=field) from None
+
+
 @attrs.frozen(slots=True)
 class SolveRequest:
     """One puzzle to solve: by ``plugin`` (default ``hrm``), in ``mode`` ``irp`` (refine, restart
     under symmetries) or ``bare`` (the model alone), at most ``max_steps`` steps (None: the
-    plugin's default), with ``seed`` for the refinement's randomness."""
+    plugin's default), with ``seed`` for the refinement's randomness. With an ``image`` instead
+    of a puzzle, the ``reader`` plugin (default ``vision``) reads the puzzle off it first."""
 
-    puzzle: Puzzle
+    puzzle: Puzzle | None
     mode: str = "irp"
     max_steps: int | None = None
     plugin: str = "hrm"
     seed: int = 0
+    image: np.ndarray | None = attrs.field(default=None, eq=False)
+    reader: str = "vision"
 
     def context(self) -> dict[str, Any]:
         """The plugin context (``ctx`` of ``init_state``) of this request."""
@@ -124,11 +162,13 @@ def _plugin_name(value: Any, field: str = "plugin") -> str:
 
 
 def parse_solve(body: Any, limits: Limits = Limits()) -> SolveRequest:
-    """``{"puzzle", "mode"?, "max_steps"?, "plugin"?, "seed"?}`` as a :class:`SolveRequest`."""
-    body = _object(body, {"puzzle", "mode", "max_steps", "plugin", "seed"}, "a solve request")
-    if "puzzle" not in body:
-        raise RequestError("missing field 'puzzle': a Sudoku grid or a maze", field="puzzle")
-    puzzle = parse_puzzle(body["puzzle"], limits)
+    """``{"puzzle" | "image", "mode"?, "max_steps"?, "plugin"?, "seed"?}`` as a :class:`SolveRequest`."""
+    body = _object(body, {"puzzle", "image", "mode", "max_steps", "plugin", "seed"}, "a solve request")
+    if ("puzzle" in body) == ("image" in body):
+        raise RequestError("give exactly one of 'puzzle' (a Sudoku grid or a maze) or 'image' (a base64 PNG or JPEG)",
+                           field="puzzle")
+    puzzle = parse_puzzle(body["puzzle"], limits) if "puzzle" in body else None
+    image = parse_image(body["image"], limits) if "image" in body else None
     mode = body.get("mode", "irp")
     if mode not in MODES:
         raise RequestError(f"mode must be 'irp' or 'bare', got {mode!r:.40}", field="mode")
@@ -136,7 +176,7 @@ def parse_solve(body: Any, limits: Limits = Limits()) -> SolveRequest:
     if max_steps is not None:
         max_steps = parse_int(max_steps, "max_steps", 1, limits.max_steps)
     seed = parse_int(body.get("seed", 0), "seed", 0, _MAX_SEED)
-    return SolveRequest(puzzle, mode, max_steps, _plugin_name(body.get("plugin", "hrm")), seed)
+    return SolveRequest(puzzle, mode, max_steps, _plugin_name(body.get("plugin", "hrm")), seed, image)
 
 
 @attrs.frozen(slots=True)

@@ -27,7 +27,7 @@ from sage_core import Registry, StepEvent, get_registry
 from .._batching import BatchPool, PoolResult
 from ._errors import Cancelled, RequestError
 from ._limits import Limits
-from ._requests import SolveRequest
+from ._requests import SolveRequest, parse_puzzle
 
 #: Called from the solver's worker thread once per refinement step of the request's session.
 ProgressCallback = Callable[[StepEvent], None]
@@ -80,7 +80,8 @@ def _settle(future: Future, result: Any = None, error: BaseException | None = No
 class SolveResult:
     """The outcome of one solve: the ``answer`` in the plugin's user format (e.g. a grid),
     its ``energy``, whether the plugin ``verified`` it, the ``segments`` (steps) used, the halt
-    ``reason`` and ``detail``, the ``session`` id its progress events carry, and wall time."""
+    ``reason`` and ``detail``, the ``session`` id its progress events carry, wall time, and the
+    puzzle ``read`` off an image."""
 
     session: str
     plugin: str
@@ -91,6 +92,7 @@ class SolveResult:
     reason: str
     detail: str
     elapsed_s: float
+    read: Any = None  # the puzzle as read off the request's image (None for a puzzle sent as such)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the result."""
@@ -106,6 +108,7 @@ class _Job:
     cancel: CancelToken
     submitted: float
     reported: int = 0
+    read: Any = None
 
 
 class Solver:
@@ -213,8 +216,12 @@ class Solver:
             jobs = list(self._inbox)
             self._inbox.clear()
         for job in jobs:
+            request = job.request
             try:
-                self._pool(job.request.plugin).submit(job.request.puzzle, job.request.context(), key=job.id)
+                if request.image is not None:  # read the puzzle first; _resolve hands it to the solver
+                    self._pool(request.reader).submit(request.image, {"seed": request.seed}, key=job.id)
+                else:
+                    self._pool(request.plugin).submit(request.puzzle, request.context(), key=job.id)
             except RequestError as exc:
                 self._fail(job, exc)
             except Exception as exc:  # noqa: BLE001 - a plugin that cannot be built fails its requests only
@@ -258,13 +265,31 @@ class Solver:
                 job.on_step = None
                 return
 
+    def _hand_over(self, pool: BatchPool, job: _Job, state: Any) -> None:
+        """The reader has read ``job``'s image: queue the puzzle it read with the solving plugin."""
+        reading = getattr(pool.plugin, "reading", None) or getattr(pool.plugin, "solution", None)
+        try:
+            job.read = jsonable(reading(state))
+            puzzle = parse_puzzle(job.read, self.limits, field="image")
+            job.reported = 0
+            self._pool(job.request.plugin).submit(puzzle, job.request.context(), key=job.id)
+        except RequestError as exc:
+            self._fail(job, exc)
+        except Exception as exc:  # noqa: BLE001 - a reader without a usable reading fails its request only
+            self._fail(job, RequestError(f"the {pool.plugin.name} plugin read no usable puzzle: {exc}", field="image"))
+
     def _resolve(self, pool: BatchPool, job: _Job, result: PoolResult) -> None:
         self._report(pool, job, result.history)
         fault = result.fault
+        reading = job.request.image is not None and job.read is None
+        if fault is None and reading:
+            self._hand_over(pool, job, result.state)
+            return
         if fault is not None:
-            if result.steps == 0:
+            if result.steps == 0 or reading:
                 detail = fault.detail.split(": ", 1)[-1] if "raised" in fault.detail else fault.detail
-                error = RequestError(f"the {pool.plugin.name} plugin refused the puzzle: {detail}", field="puzzle")
+                what = "image" if reading else "puzzle"
+                error = RequestError(f"the {pool.plugin.name} plugin refused the {what}: {detail}", field=what)
             else:
                 error = RuntimeError(f"the {pool.plugin.name} plugin failed at step {result.steps}: {fault}")
             self._fail(job, error)
@@ -277,7 +302,8 @@ class Solver:
         self._jobs.pop(job.id, None)
         self.counts["solved"] += 1
         _settle(job.future, SolveResult(job.id, plugin.name, answer, result.energy, verified, result.steps,
-                                        result.decision.policy, result.decision.reason, time.monotonic() - job.submitted))
+                                        result.decision.policy, result.decision.reason, time.monotonic() - job.submitted,
+                                        job.read))
 
     def _round(self) -> None:
         self._admit()

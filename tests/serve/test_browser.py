@@ -79,3 +79,28 @@ def test_page_shows_the_server_error_and_sends_the_token(browser, store_dir, liv
     board = _solve(browser, base, "1 1 0 0\n0 0 0 0\n0 0 0 0\n0 0 0 0", token="pagetok")
     assert board.get_attribute("data-state") == "error"
     assert "no solution" in browser.find_element(By.ID, "status").text
+
+
+def test_page_reads_an_uploaded_picture_then_solves_it(browser, store_dir, live_server, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from plugins.vision.examples import example_image
+
+    picture = tmp_path / "sudoku.png"
+    Image.fromarray(example_image()).save(picture)
+    base, _ = live_server(create_app(ServeConfig(store=str(store_dir), token="")))
+    browser.get(base + "/")
+    browser.find_element(By.ID, "image").send_keys(str(picture))
+    browser.find_element(By.ID, "solve").click()
+    board = browser.find_element(By.ID, "board")
+    WebDriverWait(browser, 120).until(lambda _: board.get_attribute("data-state") in ("solved", "error"))
+    assert board.get_attribute("data-state") == "solved", browser.find_element(By.ID, "status").text
+    rows = board.find_elements(By.TAG_NAME, "tr")
+    grid = [[int(td.text) for td in tr.find_elements(By.TAG_NAME, "td")] for tr in rows]
+    givens = [[int(td.text) if "given" in td.get_attribute("class") else 0 for td in tr.find_elements(By.TAG_NAME, "td")]
+              for tr in rows]
+    assert givens == [[4, 3, 0, 0], [0, 0, 0, 0], [0, 0, 2, 1], [2, 0, 3, 0]]  # what the picture shows
+    assert all(sorted(row) == [1, 2, 3, 4] for row in grid) and all(sorted(c) == [1, 2, 3, 4] for c in zip(*grid))
+    assert "sudoku.png" in browser.find_element(By.ID, "status").text

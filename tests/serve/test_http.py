@@ -96,9 +96,22 @@ def test_solve_errors_name_the_field(client, body, status, field):
 
 
 def test_body_size_limit_is_413(client):
-    big = json.dumps({"puzzle": GRID4, "seed": 0}).replace(" ", " " * 70000)
+    big = json.dumps({"puzzle": GRID4, "seed": 0}).replace(" ", " " * 1100000)
     r = client.post("/v1/solve", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+def test_solve_an_image_reads_then_solves(client):
+    from .test_requests import png_base64
+    from plugins.vision.examples import example_image
+
+    r = client.post("/v1/solve", json={"image": png_base64(example_image())})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["read"] == GRID4  # the example shows this puzzle
+    assert body["verified"] and all(sorted(row) == [1, 2, 3, 4] for row in body["answer"])
+    r = client.post("/v1/solve", json={"image": png_base64(__import__("numpy").full((120, 120), 255, "uint8"))})
+    assert r.status_code == 422 and r.json()["field"] == "image" and "vision" in r.json()["error"]
 
 
 def test_not_json_and_wrong_routes_are_json_errors(client):

@@ -1,12 +1,16 @@
 """Request parsing: valid inputs come back typed, every bad one is a RequestError naming its field."""
 
+import base64
+import io
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.service import Limits, RequestError, SolveRequest, parse_json, parse_puzzle, parse_run, parse_solve
+from orchestrator.service import (Limits, RequestError, SolveRequest, parse_image, parse_json, parse_puzzle, parse_run,
+                                  parse_solve)
 
 GRID = [[4, 3, 0, 0], [0, 0, 0, 0], [0, 0, 2, 1], [2, 0, 3, 0]]
 MAZE = ["#####", "#S  #", "# # #", "#  G#", "#####"]
@@ -121,3 +125,52 @@ def test_any_bytes_decode_or_are_refused(raw):
         parse_json(raw)
     except RequestError as err:
         assert err.status in (413, 422)
+
+
+def png_base64(image: np.ndarray, fmt: str = "PNG") -> str:
+    """``image`` (uint8) encoded as a base64 image file."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, fmt)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_image_is_decoded_to_gray_uint8():
+    pytest.importorskip("PIL")
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 255
+    for fmt in ("PNG", "JPEG"):
+        gray = parse_image(png_base64(rgb, fmt))
+        assert gray.shape == (20, 30) and gray.dtype == np.uint8 and abs(int(gray.mean()) - 76) <= 2
+    assert parse_image("data:image/png;base64," + png_base64(rgb)).shape == (20, 30)
+    req = parse_solve({"image": png_base64(rgb), "seed": 2})
+    assert req.puzzle is None and req.image.shape == (20, 30) and req.reader == "vision"
+
+
+@pytest.mark.parametrize("value, words", [
+    (7, "base64 string"), ("", "base64 string"), ("not base64!", "not valid base64"),
+    (base64.b64encode(b"GIF89a" + b"\0" * 40).decode(), "not a readable"),
+    (base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40).decode(), "not a readable"),
+])
+def test_bad_images_are_refused(value, words):
+    pytest.importorskip("PIL")
+    with pytest.raises(RequestError) as err:
+        parse_image(value)
+    assert err.value.field == "image" and err.value.status == 422 and words in err.value.message
+
+
+def test_image_size_is_checked_before_decoding():
+    pytest.importorskip("PIL")
+    bomb = png_base64(np.zeros((3000, 3000), np.uint8))  # ~9 kB of file, 9 megapixels
+    assert len(bomb) < 20000
+    with pytest.raises(RequestError) as err:
+        parse_image(bomb)
+    assert "3000 x 3000" in err.value.message
+    assert parse_image(bomb, Limits(max_image_pixels=10**7)).shape == (3000, 3000)
+
+
+def test_puzzle_and_image_are_exclusive():
+    with pytest.raises(RequestError) as err:
+        parse_solve({"puzzle": GRID, "image": "x"})
+    assert err.value.field == "puzzle"

@@ -86,6 +86,26 @@ function say(text, error) {
   $("status").className = error ? "error" : "";
 }
 
+function fileBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(new Error("cannot read the file"));
+    reader.readAsDataURL(file);
+  });
+}
+
+async function solveImage(file, mode, maxSteps, points) {
+  // one POST /v1/solve: the server reads the picture (vision), then solves what it read
+  say(`reading ${file.name}...`);
+  const res = await api("POST", "/v1/solve", { image: await fileBase64(file), mode, max_steps: maxSteps });
+  points.push([res.segments, res.energy]);
+  plot(points);
+  drawBoard(res.read, res.answer);
+  $("verdict").textContent = `${res.verified ? "verified" : "not verified"} after ${res.segments} step(s), energy ${res.energy.toPrecision(4)}`;
+  say(`read from ${file.name} and solved`);
+}
+
 $("form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("solve").disabled = true;
@@ -94,9 +114,11 @@ $("form").addEventListener("submit", async (ev) => {
   const points = [];
   plot(points);
   try {
+    const mode = $("mode").value, maxSteps = Number.parseInt($("max-steps").value, 10) || 32;
+    const file = $("image").files[0];
+    if (file) { await solveImage(file, mode, maxSteps, points); return; }
     let puzzle;
     try { puzzle = parsePuzzle($("puzzle").value); } catch (e) { throw new Error("cannot read the puzzle: " + e.message); }
-    const mode = $("mode").value, maxSteps = Number.parseInt($("max-steps").value, 10) || 32;
     const toml = `[pipeline]\nname = "web"\n[nodes.solve]\nplugin = "hrm"\nconfig = { mode = "${mode}" }\n` +
                  `halt = { max_steps = ${maxSteps} }\n`;
     const run = await api("POST", "/v1/runs", { toml, inputs: { solve: puzzle } });
