@@ -29,7 +29,7 @@ async function api(method, path, body) {
 }
 
 function plot(points) {
-  const c = $("plot"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 36;
+  const c = $("plot"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 44;
   g.clearRect(0, 0, W, H);
   c.dataset.points = String(points.length);
   g.strokeStyle = "#888"; g.strokeRect(pad, 8, W - pad - 8, H - pad - 8);
@@ -37,7 +37,7 @@ function plot(points) {
   const maxE = Math.max(...points.map((p) => p[1]), 1e-9), maxS = Math.max(...points.map((p) => p[0]), 1);
   const x = (s) => pad + (s / maxS) * (W - pad - 16), y = (e) => H - pad - (e / maxE) * (H - pad - 24);
   g.fillStyle = "#222"; g.font = "11px sans-serif";
-  g.fillText(maxE.toPrecision(3), 2, 16); g.fillText("0", 2, H - pad); g.fillText("step " + maxS, W - 60, H - 8);
+  g.fillText(maxE < 0.01 ? maxE.toExponential(1) : maxE.toPrecision(3), 2, 16); g.fillText("0", 2, H - pad); g.fillText("step " + maxS, W - 60, H - 8);
   g.strokeStyle = "#1565c0"; g.lineWidth = 2; g.beginPath();
   points.forEach(([s, e], i) => (i ? g.lineTo(x(s), y(e)) : g.moveTo(x(s), y(e))));
   g.stroke();
