@@ -1,6 +1,7 @@
 """Measuring the reader on held-out images (evaluation fonts and seed): per stage (encoder alone,
 after latent refinement, after solver feedback) the accuracy on digit cells (S and G for mazes)
-and on blank cells (open and wall for mazes), the share of grids read exactly, and ms per grid.
+and on blank cells (open and wall for mazes), the share of grids read exactly, and ms per grid
+(wall clock, and the process's CPU time: the time on an idle core when torch uses one thread).
 ``solve`` adds the end-to-end figure through the HRM, reached through the plugin registry.
 """
 
@@ -37,24 +38,28 @@ def _classes(reading: Any, kind: str) -> np.ndarray:
     return data.labels(reading, kind)
 
 
-def read_stages(reader: VisionReader, image: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float], str, int]:
-    """Classes per stage, cumulative seconds per stage, detected kind and size."""
-    t0 = time.perf_counter()
+def read_stages(reader: VisionReader, image: np.ndarray
+                ) -> tuple[dict[str, np.ndarray], dict[str, float], dict[str, float], str, int]:
+    """Classes per stage, cumulative wall and CPU seconds per stage, detected kind and size."""
+    t0, c0 = time.perf_counter(), time.process_time()
     state = reader.init_state(image, {})
     kind, size = state.meta["kind"], state.meta["size"]
     out = {"encoder": _classes(state.meta["reading"], kind)}
     times = {"encoder": time.perf_counter() - t0}
+    cpu = {"encoder": time.process_time() - c0}
     while reader.halt_state(state) is None:
         state = reader.step(state)
     out["refined"] = _classes(state.meta["reading"], kind)
     times["refined"] = time.perf_counter() - t0
+    cpu["refined"] = time.process_time() - c0
     if kind == "sudoku":
         flagged = solver_conflicts(state.meta["reading"])
         if flagged is not None:
             state = reader.receive(state, "cell_conflicts", flagged)
     out["feedback"] = _classes(state.meta["reading"], kind)
     times["feedback"] = time.perf_counter() - t0
-    return out, times, kind, size
+    cpu["feedback"] = time.process_time() - c0
+    return out, times, cpu, kind, size
 
 
 def evaluate(levels: Iterable[str] = ("mild",), cases: Iterable[tuple[str, int]] = CASES, n: int = 200,
@@ -64,20 +69,21 @@ def evaluate(levels: Iterable[str] = ("mild",), cases: Iterable[tuple[str, int]]
     results: dict[str, Any] = {}
     for level in levels:
         for kind, size in cases:
-            tallies = {s: {"digit": [0, 0], "blank": [0, 0], "exact": 0, "seconds": 0.0} for s in STAGES}
+            tallies = {s: {"digit": [0, 0], "blank": [0, 0], "exact": 0, "seconds": 0.0, "cpu": 0.0} for s in STAGES}
             misfound = 0
             for sample in data.eval_samples(kind, size, level, n):
                 truth = data.labels(sample.grid, kind)
                 digit = truth > 0 if kind == "sudoku" else truth >= MAZE_BASE + 2
                 try:
-                    got, times, k, s = read_stages(reader, sample.image)
+                    got, times, cpu, k, s = read_stages(reader, sample.image)
                 except ValueError:
-                    got, times, k, s = {}, {st: 0.0 for st in STAGES}, None, None
+                    got, times, cpu, k, s = {}, {st: 0.0 for st in STAGES}, {st: 0.0 for st in STAGES}, None, None
                 if (k, s) != (kind, size):
                     misfound += 1
                 for st in STAGES:
                     t = tallies[st]
                     t["seconds"] += times[st]
+                    t["cpu"] += cpu[st]
                     ok = got[st] == truth if (k, s) == (kind, size) else np.zeros_like(truth, dtype=bool)
                     t["digit"][0] += int(ok[digit].sum())
                     t["digit"][1] += int(digit.sum())
@@ -87,7 +93,8 @@ def evaluate(levels: Iterable[str] = ("mild",), cases: Iterable[tuple[str, int]]
             key = f"{level}/{kind}{size}"
             results[key] = {"n": n, "not_found": misfound, **{st: {
                 "digit_acc": t["digit"][0] / max(t["digit"][1], 1), "blank_acc": t["blank"][0] / max(t["blank"][1], 1),
-                "exact": t["exact"] / n, "ms_per_grid": 1000 * t["seconds"] / n} for st, t in tallies.items()}}
+                "exact": t["exact"] / n, "ms_per_grid": 1000 * t["seconds"] / n,
+                "cpu_ms_per_grid": 1000 * t["cpu"] / n} for st, t in tallies.items()}}
             if progress:
                 progress(f"{key}: " + ", ".join(f"{st} exact {results[key][st]['exact']:.3f}" for st in STAGES))
     return results

@@ -70,7 +70,7 @@ def eval_vision(n: int, levels: tuple[str, ...], checkpoint: str | None, solve: 
         for stage in ("encoder", "refined", "feedback"):
             s = r[stage]
             click.echo(f"{key:>18} {stage:>8}: digits {s['digit_acc']:.4%}  blanks {s['blank_acc']:.4%}  "
-                       f"exact {s['exact']:.1%}  {s['ms_per_grid']:.1f} ms/grid")
+                       f"exact {s['exact']:.1%}  {s['ms_per_grid']:.1f} ms/grid ({s['cpu_ms_per_grid']:.1f} CPU ms)")
     if solve:
         s = result["solve"]
         click.echo(f"solved end to end (mild {s['size']}x{s['size']}, vision -> hrm): {s['solved']:.1%} "

@@ -23,6 +23,7 @@ from .image import ImageError
 WORK_SIDE = 480
 CELL = 24  #: cells are read as CELL x CELL darkness patches
 OVERVIEW = 360  #: samples across the grid when looking for its lines
+ALONG = 40  #: samples along each line
 INK = 0.35  #: darkness above which a pixel is ink
 SOLID = 0.3  #: share of solid ink inside a grid above which it is a maze
 SUDOKU_SIZES = tuple(sorted(sudoku.BOXES))
@@ -116,13 +117,15 @@ def sample(dark: np.ndarray, corners: np.ndarray, uv: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``dark`` at unit-square points ``uv`` (..., 2) of the grid."""
     pts = apply_homography(homography(np.array([[0, 0], [1, 0], [1, 1], [0, 1]]), corners), uv) - 0.5
     h, w = dark.shape
-    x = np.clip(pts[..., 0], 0, w - 1.001)
-    y = np.clip(pts[..., 1], 0, h - 1.001)
+    x = np.clip(pts[..., 0], 0, w - 1.001).astype(np.float32)
+    y = np.clip(pts[..., 1], 0, h - 1.001).astype(np.float32)
     x0, y0 = x.astype(np.int64), y.astype(np.int64)
-    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
-    a, b = dark[y0, x0], dark[y0, x0 + 1]
-    c, d = dark[y0 + 1, x0], dark[y0 + 1, x0 + 1]
-    return (a + (b - a) * fx) + ((c + (d - c) * fx) - (a + (b - a) * fx)) * fy
+    fx, fy = x - x0, y - y0
+    flat = dark.reshape(-1)
+    i = y0 * w + x0
+    a, b, c, d = flat.take(i), flat.take(i + 1), flat.take(i + w), flat.take(i + w + 1)
+    top = a + (b - a) * fx
+    return top + ((c + (d - c) * fx) - top) * fy
 
 
 def _grid_uv(k: int) -> np.ndarray:
@@ -135,11 +138,11 @@ def line_strengths(dark: np.ndarray, corners: np.ndarray, sizes: range = range(2
     percentile along its length of the darkest sample within 1.4 % of the side across it; the
     weakest line of the grid counts."""
     across = (np.arange(OVERVIEW) + 0.5) / OVERVIEW
-    along = (np.arange(64) + 0.5) / 64
+    along = (np.arange(ALONG) + 0.5) / ALONG
     w = 5
     worst = {n: 1.0 for n in sizes}
     for vertical in (True, False):
-        u, v = np.meshgrid(across, along)  # (64, OVERVIEW): u runs across the lines
+        u, v = np.meshgrid(across, along)  # (ALONG, OVERVIEW): u runs across the lines
         prof = sample(dark, corners, np.stack([u, v] if vertical else [v, u], -1))
         padded = np.pad(prof, ((0, 0), (w, w)))
         near = np.max([padded[:, i:i + OVERVIEW] for i in range(2 * w + 1)], axis=0)
@@ -204,5 +207,5 @@ def cells(found: Located) -> np.ndarray:
     local = np.stack(np.meshgrid(t, t), -1)  # (CELL, CELL, 2)
     base = np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).reshape(n * n, 1, 1, 2)
     patches = sample(found.dark, found.corners, (base + local) / n).astype(np.float32)
-    ink = float(np.quantile(patches, 0.99 if found.kind == "sudoku" else 0.9))
+    ink = float(np.quantile(patches.reshape(-1)[::7], 0.99 if found.kind == "sudoku" else 0.9))
     return np.clip(patches / max(ink, 0.25), 0.0, 1.0)

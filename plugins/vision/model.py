@@ -44,6 +44,15 @@ def allowed(kind: str, size: int) -> torch.Tensor:
     return mask
 
 
+class _Pool2(nn.Module):
+    """2 x 2 max pooling as a reshape and a max (several times faster than MaxPool2d on small
+    CPU batches; the same numbers; no weights)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x.view(b, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))
+
+
 class CellNet(nn.Module):
     """Encoder to (logits, style) and class-conditional decoder, for CELL x CELL darkness patches."""
 
@@ -52,8 +61,8 @@ class CellNet(nn.Module):
         self.cfg = cfg = cfg or CellConfig()
         c1, c2, c3 = cfg.channels
         self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), _Pool2(),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), _Pool2(),
             nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
             nn.Flatten(), nn.Linear(c3 * (CELL // 4) ** 2, cfg.hidden), nn.ReLU(),
         )

@@ -29,8 +29,8 @@ from .image import ImageError, to_gray
 from .locate import cells, locate
 from .model import MAZE_BASE, CellNet, allowed, load
 
-SETTLE = 0.999
-DEFAULT_MAX_STEPS = 6
+SETTLE = 0.99
+DEFAULT_MAX_STEPS = 4
 OUT_OF_RANGE = 0.9  #: confidence above which a digit beyond the grid's size is an input error
 CHECKPOINT = Path(__file__).parent / "checkpoints" / "cells" / "model.safetensors"
 KINDS = {"sudoku": "sudoku_grid", "maze": "maze_grid"}
