@@ -84,10 +84,16 @@ class HRMReasoner(IRPPlugin):
     _onnx_cache: ClassVar[dict[tuple[int, str], tuple[HRM, Any]]] = {}
 
     def __init__(self, checkpoint: str | None = None, mode: str = "irp", max_steps: int | None = None,
-                 runtime: str = "eager", exports: Mapping[str, str] | None = None) -> None:
+                 runtime: str = "eager", exports: Mapping[str, str] | None = None, on_conflict: str = "raise") -> None:
         """``runtime="onnx"`` runs each segment on ONNX Runtime (extra ``onnx``): the graph is
         exported in memory, or read from ``exports`` ({checkpoint name or task: file made by
-        ``sage export hrm``}, checked to be of that checkpoint), e.g. an int8 export."""
+        ``sage export hrm``}, checked to be of that checkpoint), e.g. an int8 export.
+        ``on_conflict="report"`` starts a Sudoku whose givens have no solution instead of raising:
+        its answer stays unverified (a ``cell_conflicts`` bridge can send the clash upstream) until
+        a corrected grid arrives through ``receive(state, "input", grid)``."""
+        if on_conflict not in ("raise", "report"):
+            raise ValueError(f"on_conflict must be 'raise' or 'report', got {on_conflict!r}")
+        self.on_conflict = on_conflict
         self.checkpoint = checkpoint
         self.default_mode = mode
         self.default_max_steps = max_steps
@@ -165,7 +171,8 @@ class HRMReasoner(IRPPlugin):
     def _parse_session(self, puzzle: Any, ctx: Mapping[str, Any]) -> tuple[Task, np.ndarray, dict[str, Any]]:
         """(task, input tokens, initial meta) of one session; raises ValueError naming a bad input."""
         task, tokens = parse_puzzle(puzzle)
-        if task.kind == "sudoku" and not sudoku.has_solution(tokens.reshape(task.size, task.size)):
+        if (task.kind == "sudoku" and self.on_conflict == "raise"
+                and not sudoku.has_solution(tokens.reshape(task.size, task.size))):
             raise ValueError("Sudoku has no solution (its givens already conflict)")
         ckpt = ctx.get("checkpoint")
         model = self.model_for(task.name, ckpt)
@@ -328,6 +335,19 @@ class HRMReasoner(IRPPlugin):
         v = np.fromiter((s.meta["best_violations"] for s in states), dtype=np.float64, count=n)
         c = np.fromiter((s.x["conf"][1] for s in states), dtype=np.float64, count=n)
         return (v + CONF_WEIGHT * (1.0 - c)).tolist()
+
+    def receive(self, state: IRPState, key: str, value: Any) -> IRPState:
+        """``key`` ``"input"``: a corrected puzzle (e.g. a re-read image) replaces the session's
+        puzzle; the session starts over on it with the same settings, its segment count kept (so
+        ``max_steps`` bounds the whole session). The same puzzle again changes nothing."""
+        if key != "input":
+            raise ValueError(f"hrm receives a new puzzle as 'input', not {key!r}")
+        task, tokens = parse_puzzle(value)
+        if task.name == state.meta["task"] and np.array_equal(tokens, state.x["puzzle"]):
+            return state
+        m = state.meta
+        ctx = {"seed": m["seed"], "mode": m["mode"], "max_steps": m["max_steps"], "checkpoint": m["checkpoint"]}
+        return self.init_state(value, ctx).evolve(step=state.step)
 
     def output(self, state: IRPState) -> dict[str, Any]:
         """The ``solved_puzzle`` value: ``{"puzzle", "solution", "verified"}``, the solution as an

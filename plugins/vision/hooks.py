@@ -1,4 +1,5 @@
-"""pluggy hooks of the vision plugin: registers VisionReader and the ``sage train/eval vision`` commands.
+"""pluggy hooks of the vision plugin: registers VisionReader, the ``cell_conflicts`` bridge and the
+``sage train/eval vision`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] vision = "plugins.vision.hooks"``.
 """
@@ -12,12 +13,18 @@ import click
 
 from sage_core import hookimpl
 
+from .conflicts import cell_conflicts
 from .plugin import VisionReader
 
 
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(VisionReader)
+
+
+@hookimpl
+def sage_register_bridges(register: Any) -> None:
+    register(cell_conflicts, name=cell_conflicts.name)
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:

@@ -24,7 +24,7 @@ import torch
 import sage_core
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
-from . import feedback, refine
+from . import feedback, refine, showcase
 from .image import ImageError, to_gray
 from .locate import cells, locate
 from .model import MAZE_BASE, CellNet, allowed, load
@@ -183,6 +183,18 @@ class VisionReader(IRPPlugin):
     def reading(state: IRPState) -> Any:
         """The current reading in the HRM's input format (``output_kind``)."""
         return state.meta["reading"]
+
+    def output(self, state: IRPState) -> Any:
+        """The reading (``output_kind``): what bridges and the next node of a pipeline read."""
+        return self.reading(state)
+
+    #: Demos reach these through the registry (plugins never import each other).
+    render_held_out = staticmethod(showcase.render_held_out)
+
+    @staticmethod
+    def cell_centres(state: IRPState) -> tuple[np.ndarray, float]:
+        """((n, n, 2) x, y pixel centres of the read grid's cells in the image, cell side in pixels)."""
+        return showcase.cell_centres(state.meta["corners"], state.meta["size"])
 
     @staticmethod
     def beliefs(state: IRPState) -> np.ndarray:
