@@ -20,6 +20,8 @@ from ..service import Limits
 @click.option("--replicas", type=int, default=1, show_default=True, help="Ray Serve replicas (--backend ray).")
 @click.option("--no-batching", is_flag=True, help="One model call per request (the benchmark's baseline).")
 @click.option("--max-batch", type=int, default=64, show_default=True, help="Sessions stepped together per plugin.")
+@click.option("--max-body", type=int, default=Limits().max_body_bytes, show_default=True,
+              help="Largest request body in bytes (413 beyond); raise it for larger puzzle pictures.")
 @click.option("--max-queue", type=int, default=Limits().max_queue, show_default=True,
               help="Solves queued at once; beyond it 503 with Retry-After.")
 @click.option("--queue-timeout", type=float, default=Limits().queue_timeout_s, show_default=True,
@@ -30,8 +32,8 @@ from ..service import Limits
               help="torch threads for the model (default: torch's own; uvicorn backend only).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
 def serve_command(host: str, port: int, store_dir: Path | None, backend: str, address: str | None, replicas: int,
-                  no_batching: bool, max_batch: int, max_queue: int, queue_timeout: float, pipelines_dir: Path | None,
-                  threads: int | None, log_level: str) -> None:
+                  no_batching: bool, max_batch: int, max_body: int, max_queue: int, queue_timeout: float,
+                  pipelines_dir: Path | None, threads: int | None, log_level: str) -> None:
     """Serve solves, pipeline runs (SSE telemetry) and a web page at http://HOST:PORT/ (/docs: the API).
 
     Set SAGE_API_TOKEN to require 'Authorization: Bearer <token>' on every endpoint but /healthz.
@@ -49,7 +51,7 @@ def serve_command(host: str, port: int, store_dir: Path | None, backend: str, ad
 
         torch.set_num_threads(threads)
     config = ServeConfig(None if store_dir is None else str(store_dir), not no_batching, max_batch,
-                         Limits(max_queue=max_queue, queue_timeout_s=queue_timeout),
+                         Limits(max_body_bytes=max_body, max_queue=max_queue, queue_timeout_s=queue_timeout),
                          None if pipelines_dir is None else str(pipelines_dir))
     if backend == "ray":
         from ._ray_serve import deploy, shutdown

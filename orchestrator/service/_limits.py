@@ -19,7 +19,7 @@ class Limits:
     waits for a batch slot before 503; ``max_runs``: pipeline runs stepping at once (503);
     ``max_budget``: ATP one run may ask for (422)."""
 
-    max_body_bytes: int = attrs.field(default=1024 * 1024, validator=_positive)
+    max_body_bytes: int = attrs.field(default=64 * 1024, validator=_positive)
     max_grid: int = attrs.field(default=32, validator=_positive)
     max_image_pixels: int = attrs.field(default=4_000_000, validator=_positive)
     max_steps: int = attrs.field(default=64, validator=_positive)
