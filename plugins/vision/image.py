@@ -33,7 +33,7 @@ def _from_file(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with image_mod.open(path) as img:
             return np.asarray(img.convert("L"))
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as exc:
         raise ImageError(f"unreadable image file {os.fspath(path)!r}: {exc}") from None
 
 
