@@ -11,6 +11,7 @@ import torch
 from plugins.puzzles.claims import CheckResult, check_explanation
 
 from .corpus import encoder_inputs
+from .grammar import n_semantics, project
 from .model import Explainer
 from .vocab import BOS_ID, MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, render
 
@@ -42,13 +43,22 @@ def schedule(n_valid: torch.Tensor, it: int, total: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict(model: Explainer, mem: torch.Tensor, cells: torch.Tensor, tokens: torch.Tensor,
-            conf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fill every masked token with the model's most probable token and its probability."""
+            conf: torch.Tensor, choice: torch.Tensor, banned: torch.Tensor | None = None,
+            grammar: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(tokens, confidence, semantics): the masked tokens predicted again. With ``grammar`` every
+    slot holding a mask becomes the best-scoring well-formed claim that is not ``banned``
+    (:func:`plugins.language.grammar.project`); without, each masked token is the argmax."""
     logits = model.nat_logits(mem, cells, tokens)
     logits[..., list(_NEVER)] = float("-inf")
-    p, pred = logits.softmax(-1).max(-1)
+    logp = logits.log_softmax(-1)
     masked = tokens == MASK_ID
-    return torch.where(masked, pred, tokens), torch.where(masked, p, conf)
+    if grammar:
+        n = int(round(mem.shape[1] ** 0.5))
+        new, p, new_choice = project(logp, cells, tokens, n, banned)
+        in_slot = masked.any(-1, keepdim=True).expand_as(tokens)
+        return new, torch.where(in_slot, p, conf), torch.where(new_choice >= 0, new_choice, choice)
+    p, pred = logp.max(-1)
+    return torch.where(masked, pred, tokens), torch.where(masked, p.exp(), conf), choice
 
 
 def remask(tokens: torch.Tensor, conf: torch.Tensor, cells: torch.Tensor, count: torch.Tensor,
@@ -128,10 +138,11 @@ def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray) -> l
 
 
 def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, iters: int,
-                 guided: bool = True) -> tuple[list[Judged], torch.Tensor, np.ndarray]:
+                 guided: bool = True, grammar: bool = True) -> tuple[list[Judged], torch.Tensor, np.ndarray]:
     """Decode a batch of same-size puzzles with ``iters`` mask-predict iterations, judging after
-    each; a sample stops once verified (energy < 1). ``guided`` re-masks rejected claims first.
-    Returns the final judgements, the slot tokens and the iterations each sample used."""
+    each; a sample stops once verified (energy < 1). ``guided`` re-masks rejected claims first and
+    bans them (their key, digit and reason). Returns each sample's best (lowest-energy) judgement
+    so far, as the plugin's output, the last slot tokens and the iterations each sample used."""
     enc = encoder_inputs(puzzles, solutions)
     with torch.no_grad():
         mem = model.encode(enc["given"], enc["digit"])
@@ -139,22 +150,37 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
     n = int(round(np.asarray(puzzles).shape[1] ** 0.5))
     grids = [(np.asarray(p).reshape(n, n), np.asarray(s).reshape(n, n)) for p, s in zip(puzzles, solutions)]
     tokens, conf = initial_tokens(cells)
+    choice = torch.full(cells.shape, -1, dtype=torch.long)
+    banned = torch.zeros((*cells.shape, n_semantics(n)), dtype=torch.bool) if guided else None
     n_valid = (cells >= 0).sum(1) * SLOT_LEN
     used = np.full(len(grids), iters)
     judged: list[Judged] = []
+    best: list[Judged] = []
     for it in range(iters):
         if it:
             active = torch.tensor([j.energy >= 1 for j in judged])
             if not bool(active.any()):
                 break
-            rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None] if guided else None
+            rejected = None
+            if guided:
+                rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None]
+                ban(banned, rejected, choice)
             count = torch.where(active, schedule(n_valid, it, iters), torch.zeros_like(n_valid))
             tokens = remask(tokens, conf, cells, count, rejected)
         rows = torch.tensor([not it or j.energy >= 1 for j in (judged or [None] * len(grids))])
-        tokens[rows], conf[rows] = predict(model, mem[rows], cells[rows], tokens[rows], conf[rows])
+        tokens[rows], conf[rows], choice[rows] = predict(model, mem[rows], cells[rows], tokens[rows], conf[rows],
+                                                         choice[rows], None if banned is None else banned[rows],
+                                                         grammar)
         judged = [j if it and j.energy < 1 else judge(p, s, tokens[b], cells[b], conf[b])
                   for b, (j, (p, s)) in enumerate(zip(judged or [None] * len(grids), grids))]
+        best = [j if not it or j.energy < k.energy else k for j, k in zip(judged, best or judged)]
         for b, j in enumerate(judged):
             if j.energy < 1 and used[b] == iters:
                 used[b] = min(used[b], it + 1)
-    return judged, tokens, used
+    return best, tokens, used
+
+
+def ban(banned: torch.Tensor, rejected: torch.Tensor, choice: torch.Tensor) -> None:
+    """Mark the current claim (key, digit, reason) of every rejected slot as banned, in place."""
+    b, s = torch.nonzero(rejected & (choice >= 0), as_tuple=True)
+    banned[b, s, choice[b, s]] = True

@@ -2,13 +2,18 @@
 
 Sudoku (4x4, 6x6): one IRP step is one mask-predict iteration of the trained model: re-mask
 the least confident slot tokens (N (T - t) / T of them at iteration t of T = ``max_steps``)
-and predict them again; energy-guided (the default) re-masks every token of the claims the
-checker rejected first. Energy = false claims + blank cells no claim speaks of + (1 - mean
-token confidence), so energy < 1 means every claim is verified. Mazes and world plans are phrased by
-the symbolic explainer in one step and checked the same way.
+and predict them again, each slot projected onto the claim grammar (the well-formed claim the
+model scores highest; ``grammar=False`` for raw argmax tokens); energy-guided (the default)
+re-masks every token of the claims the checker rejected first and bans those claims there.
+Energy = false claims + blank cells no claim speaks of + (1 - mean token confidence) of the
+best text so far (the one ``output`` gives; refinement continues from the current tokens), so
+energy < 1 means every claim is verified. Mazes and world plans are phrased by the symbolic
+explainer in one step and checked the same way.
 
 State ``x``: ``puzzle``/``solution`` (n*n,), ``tokens`` (S, SLOT_LEN) int64, ``conf`` float32,
-``rejected`` (S,) bool (maze: ``maze``, ``path``; plan: ``figures``); ``meta``: the text, the
+``rejected`` (S,) bool, ``choice`` (S,) each slot's claim (key, digit, reason) index and
+``banned`` (S, claims) the claims the checker rejected there (maze: ``maze``, ``path``; plan:
+``figures``); ``meta``: the text, the
 checker's counts and the settings. Steps are deterministic (argmax), so a resumed session is
 bit-identical to an uninterrupted one.
 """
@@ -32,7 +37,8 @@ from plugins.puzzles.explain import check_solved, maze_text, path_cells
 
 from .checkpoint import DEFAULT, load_model
 from .corpus import encoder_inputs
-from .decode import blank_cells, initial_tokens, judge, predict, remask, schedule
+from .decode import ban, blank_cells, initial_tokens, judge, predict, remask, schedule
+from .grammar import n_semantics
 from .plan import check_plan, plan_figures, plan_text
 from .summary import summarize
 from .vocab import SIZES, SLOT_LEN
@@ -78,7 +84,7 @@ class LanguageExplainer(IRPPlugin):
     name: ClassVar[str] = "language"
     version: ClassVar[str] = "1.0.0"
     api_version: ClassVar[int] = sage_core.API_VERSION
-    input_kind: ClassVar[str] = "solved_puzzle"
+    input_kind: ClassVar[tuple[str, ...]] = ("solved_puzzle", "plan")
     output_kind: ClassVar[str] = "text"
 
     @classmethod
@@ -97,12 +103,15 @@ class LanguageExplainer(IRPPlugin):
         max_len = ctx.get("max_len")
         meta = {"kind": kind, "style": style, "max_len": None if max_len is None else int(max_len),
                 "max_steps": max_steps, "guided": bool(ctx.get("guided", True)),
+                "grammar": bool(ctx.get("grammar", True)),
                 "checkpoint": str(ctx.get("checkpoint", DEFAULT)), "text": "", "n_false": 0, "missing": 0}
         if kind == "sudoku":
             cells = blank_cells(fields["puzzle"][None])[0]
             tokens, conf = initial_tokens(cells[None])
+            n = int(round(len(fields["puzzle"]) ** 0.5))
             x = {**fields, "tokens": tokens[0].numpy(), "conf": conf[0].numpy().astype(np.float32),
-                 "rejected": np.zeros(len(cells), dtype=bool)}
+                 "rejected": np.zeros(len(cells), dtype=bool), "choice": np.full(len(cells), -1, dtype=np.int64),
+                 "banned": np.zeros((len(cells), n_semantics(n)), dtype=bool)}
             meta["missing"] = len(cells)
             energy = len(cells) + 1.0
         else:
@@ -122,19 +131,25 @@ class LanguageExplainer(IRPPlugin):
         model = load_model(m["checkpoint"])
         cells = blank_cells(x["puzzle"][None])
         tokens, conf = torch.as_tensor(x["tokens"])[None], torch.as_tensor(x["conf"])[None]
+        choice, banned = torch.as_tensor(x["choice"])[None], torch.as_tensor(x["banned"]).clone()[None]
         if state.step:
             count = schedule((cells >= 0).sum(1) * SLOT_LEN, state.step, m["max_steps"])
             rejected = torch.as_tensor(x["rejected"])[None] if m["guided"] else None
+            if rejected is not None:
+                ban(banned, rejected, choice)
             tokens = remask(tokens, conf, cells, count, rejected)
         enc = encoder_inputs(x["puzzle"][None], x["solution"][None])
         with torch.no_grad():
             mem = model.encode(enc["given"], enc["digit"])
-        tokens, conf = predict(model, mem, cells, tokens, conf)
+        tokens, conf, choice = predict(model, mem, cells, tokens, conf, choice,
+                                       banned if m["guided"] else None, m["grammar"])
         j = judge(x["puzzle"].reshape(n, n), x["solution"].reshape(n, n), tokens[0], cells[0], conf[0])
         new_x = {**x, "tokens": tokens[0].numpy(), "conf": conf[0].numpy().astype(np.float32),
-                 "rejected": j.rejected}
+                 "rejected": j.rejected, "choice": choice[0].numpy(), "banned": banned[0].numpy()}
+        if j.energy >= state.energy:  # keep the best text so far; refinement goes on from the current one
+            return state.evolve(x=new_x, step=state.step + 1, meta={**m, "current_energy": float(j.energy)})
         return state.evolve(x=new_x, step=state.step + 1, energy=float(j.energy),
-                            meta={**m, **self._counts(j.result), "text": j.text})
+                            meta={**m, **self._counts(j.result), "text": j.text, "current_energy": float(j.energy)})
 
     def _symbolic(self, state: IRPState) -> IRPState:
         """Maze or plan: the symbolic explainer's text, checked."""
@@ -162,8 +177,8 @@ class LanguageExplainer(IRPPlugin):
         return None
 
     def halt(self, history: EnergyHistory) -> HaltDecision | None:
-        """Plateau: the energy did not move over the last three steps."""
-        return Plateau(1e-9, window=3).check(history)
+        """Plateau: the (best) energy did not move over the last four steps."""
+        return Plateau(1e-9, window=4).check(history)
 
     def output(self, state: IRPState) -> str:
         """The text in the session's style, cut to ``max_len`` characters at a claim boundary."""
@@ -182,3 +197,16 @@ class LanguageExplainer(IRPPlugin):
                 return (out + more).lstrip("\n")[:limit]
             out += ("\n" if out else "") + line
         return out
+
+    @staticmethod
+    def checked_claims(state: IRPState) -> list[tuple[str, bool]]:
+        """Each claim of the current text with the claim checker's verdict (True: it holds)."""
+        x, m = state.x, state.meta
+        if m["kind"] == "plan":
+            result = check_plan(x["figures"], m["text"])
+        elif m["kind"] == "maze":
+            result = check_explanation(x["maze"], x["path"], m["text"])
+        else:
+            n = int(round(len(x["puzzle"]) ** 0.5))
+            result = check_explanation(x["puzzle"].reshape(n, n), x["solution"].reshape(n, n), m["text"])
+        return [(claim.text, claim.true) for claim in result.claims]

@@ -16,6 +16,7 @@ from plugins.language.plugin import LanguageExplainer, parse_input
 from plugins.language.vocab import MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, TOKENS, render
 from plugins.puzzles import maze, sudoku
 from plugins.puzzles.claims import check_explanation
+from plugins.puzzles.explain import path_cells
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,9 @@ def test_maze_session_is_verified_in_one_step() -> None:
     assert s1.energy == 0.0 < s0.energy
     assert plugin.halt_state(s1).policy == "verified"
     assert plugin.output(s1).startswith("from S: ") and plugin.output(s1).endswith(f"{maze.distance(x)} moves")
+    cells = [list(c) for c in path_cells(x, y)]  # the HRM's solved_puzzle: the path as cells
+    s2 = plugin.step(plugin.init_state({"puzzle": maze.render(x), "solution": cells, "verified": True}, {}))
+    assert plugin.output(s2) == plugin.output(s1) and s2.energy == 0.0
     with pytest.raises(ValueError, match="S to G"):
         plugin.init_state({"puzzle": maze.render(x), "solution": np.where(y == maze.PATH, maze.OPEN, y)}, {})
 
