@@ -103,6 +103,8 @@ def find_corners(dark: np.ndarray) -> np.ndarray:
     h, w = dark.shape
     if len(xs) < 0.01 * h * w:
         raise ImageError("no grid found: the image has almost no ink")
+    if len(xs) > 0.9 * h * w:
+        raise ImageError("no grid found: the image is almost all ink (no paper around a grid)")
     s, d = xs + ys, xs - ys
     idx = [np.argmin(s), np.argmax(d), np.argmax(s), np.argmin(d)]
     outward = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)

@@ -80,6 +80,7 @@ def _lined(n: int, side: int = 300) -> np.ndarray:
     (np.zeros((200, 200, 2), dtype=np.uint8), ImageError, "H x W x 3"),
     (np.zeros((60, 300), dtype=np.uint8), ImageError, "image too small"),
     (np.full((300, 300), 240, dtype=np.uint8), ImageError, "no grid found"),
+    (np.zeros((300, 300, 3), dtype=np.uint8), ImageError, "almost all ink"),
     ("/no/such/picture.png", ImageError, "unreadable image file"),
 ])
 def test_bad_inputs(image: object, error: type, message: str) -> None:
