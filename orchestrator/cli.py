@@ -177,6 +177,7 @@ def plot_session(orchestrator_dict: dict[str, Any], out: Path) -> Path:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise click.ClickException(f"plotting needs matplotlib: pip install 'sage-irp[viz]' ({exc})") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -188,6 +189,7 @@ def plot_session(orchestrator_dict: dict[str, Any], out: Path) -> Path:
             positive = positive and min(energies) > 0
     if positive:
         ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole
     ax.set_xlabel("step")
     ax.set_ylabel("energy")
     ax.set_title(f"session {orchestrator_dict['session']}")
