@@ -25,7 +25,7 @@ import numpy as np
 from sage_core import HaltDecision, IRPPlugin, IRPState, step_rng
 
 from .models import compile_model, require_mujoco
-from .tasks import _integer, _number
+from .tasks import int_field, number_field
 
 METHODS = ("mppi", "ps")
 
@@ -60,17 +60,17 @@ def parse_mpc_task(task: Any) -> dict[str, Any]:
         raise ValueError(f"world_mpc task: 'track' must be a body or site name, got {task['track']!r}")
     parsed = {
         "model": task["model"], "track": task["track"], "goal": goal, "method": method,
-        "horizon": _integer(task, "horizon", 15, 1, 500), "samples": _integer(task, "samples", 64, 2, 4096),
-        "frame_skip": _integer(task, "frame_skip", 2, 1, 100), "knots": _integer(task, "knots", 4, 1, 100),
-        "noise": _number(task, "noise", 0.3, low=0.0, strict_low=True),
-        "temperature": _number(task, "temperature", 0.05, low=0.0, strict_low=True),
-        "ctrl_weight": _number(task, "ctrl_weight", 1.0, low=0.0),
-        "tolerance": _number(task, "tolerance", 0.01, low=0.0, strict_low=True),
+        "horizon": int_field(task, "horizon", 15, 1, 500), "samples": int_field(task, "samples", 64, 2, 4096),
+        "frame_skip": int_field(task, "frame_skip", 2, 1, 100), "knots": int_field(task, "knots", 4, 1, 100),
+        "noise": number_field(task, "noise", 0.3, low=0.0, strict_low=True),
+        "temperature": number_field(task, "temperature", 0.05, low=0.0, strict_low=True),
+        "ctrl_weight": number_field(task, "ctrl_weight", 1.0, low=0.0),
+        "tolerance": number_field(task, "tolerance", 0.01, low=0.0, strict_low=True),
     }
     if task.get("integrator") is not None:
         parsed["integrator"] = task["integrator"]
     if task.get("timestep") is not None:
-        parsed["timestep"] = _number(task, "timestep", low=0.0, strict_low=True)
+        parsed["timestep"] = number_field(task, "timestep", low=0.0, strict_low=True)
     for key in ("qpos", "qvel"):
         if key in task:
             parsed[key] = [float(v) for v in task[key]]

@@ -12,7 +12,7 @@ import attrs
 from .physics import ArmParams
 
 
-def _number(task: Mapping[str, Any], key: str, default: float | None = None, *, low: float | None = None,
+def number_field(task: Mapping[str, Any], key: str, default: float | None = None, *, low: float | None = None,
             high: float | None = None, strict_low: bool = False) -> float:
     """``task[key]`` as a finite float inside [low, high] (``> low`` if strict_low)."""
     if key not in task:
@@ -43,7 +43,8 @@ def _point(value: Any, key: str) -> tuple[float, float]:
     return x, y
 
 
-def _integer(task: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+def int_field(task: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    """``task[key]`` as an int inside [low, high]."""
     value = task.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"world task: {key!r} must be an int in [{low}, {high}], got {value!r}")
@@ -100,26 +101,26 @@ Task = ThrowTask | ReachTask | TrackTask
 
 
 def _throw(t: Mapping[str, Any]) -> ThrowTask:
-    target = _point(t["target"], "target") if "target" in t else _number(t, "target")
+    target = _point(t["target"], "target") if "target" in t else number_field(t, "target")
     if target[1] != 0.0:
         raise ValueError(f"world task: a throw's 'target' must lie on the ground [x, 0.0], got {list(target)}")
-    angle = None if t.get("angle") is None else _number(t, "angle", low=0.0, high=90.0, strict_low=True)
+    angle = None if t.get("angle") is None else number_field(t, "angle", low=0.0, high=90.0, strict_low=True)
     if angle is not None and angle >= 90.0:
         raise ValueError(f"world task: 'angle' must be below 90 degrees, got {angle}")
     return ThrowTask(
-        target=target, mass=_number(t, "mass", 0.15, low=0.0, strict_low=True),
-        radius=_number(t, "radius", 0.025, low=0.0), drag_coeff=_number(t, "drag_coeff", 0.47, low=0.0),
-        max_speed=_number(t, "max_speed", 30.0, low=0.0, strict_low=True), angle=angle,
-        height=_number(t, "height", 0.0, low=0.0), restitution=_number(t, "restitution", 0.5, low=0.0, high=1.0),
-        friction=_number(t, "friction", 0.3, low=0.0), bounces=_integer(t, "bounces", 0, 0, 5),
-        tolerance=_number(t, "tolerance", 0.05, low=0.0, strict_low=True))
+        target=target, mass=number_field(t, "mass", 0.15, low=0.0, strict_low=True),
+        radius=number_field(t, "radius", 0.025, low=0.0), drag_coeff=number_field(t, "drag_coeff", 0.47, low=0.0),
+        max_speed=number_field(t, "max_speed", 30.0, low=0.0, strict_low=True), angle=angle,
+        height=number_field(t, "height", 0.0, low=0.0), restitution=number_field(t, "restitution", 0.5, low=0.0, high=1.0),
+        friction=number_field(t, "friction", 0.3, low=0.0), bounces=int_field(t, "bounces", 0, 0, 5),
+        tolerance=number_field(t, "tolerance", 0.05, low=0.0, strict_low=True))
 
 
 def _reach(t: Mapping[str, Any]) -> ReachTask:
     q0 = _point(t.get("q0", (0.0, 0.0)), "q0")
-    return ReachTask(target=_point(t["target"], "target"), horizon=_integer(t, "horizon", 50, 1, 1000), q0=q0,
-                     effort=_number(t, "effort", 1e-3, low=0.0),
-                     tolerance=_number(t, "tolerance", 0.01, low=0.0, strict_low=True))
+    return ReachTask(target=_point(t["target"], "target"), horizon=int_field(t, "horizon", 50, 1, 1000), q0=q0,
+                     effort=number_field(t, "effort", 1e-3, low=0.0),
+                     tolerance=number_field(t, "tolerance", 0.01, low=0.0, strict_low=True))
 
 
 def _track(t: Mapping[str, Any]) -> TrackTask:
@@ -128,11 +129,11 @@ def _track(t: Mapping[str, Any]) -> TrackTask:
         raise ValueError(f"world task: 'waypoints' must be a non-empty list of [x, y] points, got {raw!r}")
     waypoints = tuple(_point(w, f"waypoints[{i}]") for i, w in enumerate(raw))
     return TrackTask(waypoints=waypoints, start=_point(t.get("start", (0.0, 0.0)), "start"),
-                     steps_per_waypoint=_integer(t, "steps_per_waypoint", 20, 1, 500),
-                     mass=_number(t, "mass", 1.0, low=0.0, strict_low=True),
-                     max_force=_number(t, "max_force", 5.0, low=0.0, strict_low=True),
-                     dt=_number(t, "dt", 0.05, low=0.0, strict_low=True), effort=_number(t, "effort", 1e-3, low=0.0),
-                     tolerance=_number(t, "tolerance", 0.05, low=0.0, strict_low=True))
+                     steps_per_waypoint=int_field(t, "steps_per_waypoint", 20, 1, 500),
+                     mass=number_field(t, "mass", 1.0, low=0.0, strict_low=True),
+                     max_force=number_field(t, "max_force", 5.0, low=0.0, strict_low=True),
+                     dt=number_field(t, "dt", 0.05, low=0.0, strict_low=True), effort=number_field(t, "effort", 1e-3, low=0.0),
+                     tolerance=number_field(t, "tolerance", 0.05, low=0.0, strict_low=True))
 
 
 _PARSERS = {"throw": _throw, "reach": _reach, "track": _track}
