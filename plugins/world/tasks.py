@@ -13,7 +13,7 @@ from .physics import ArmParams
 
 
 def number_field(task: Mapping[str, Any], key: str, default: float | None = None, *, low: float | None = None,
-            high: float | None = None, strict_low: bool = False) -> float:
+                 high: float | None = None, strict_low: bool = False) -> float:
     """``task[key]`` as a finite float inside [low, high] (``> low`` if strict_low)."""
     if key not in task:
         if default is None:
