@@ -76,12 +76,20 @@ def _settle(future: Future, result: Any = None, error: BaseException | None = No
         pass
 
 
+def _answer(plugin: Any, state: Any) -> Any:
+    """The plugin's answer in its user format: ``solution(state)``, else ``output(state)`` (a
+    reader's grid, an explainer's text); None without either or without a state."""
+    read = getattr(plugin, "solution", None) or getattr(plugin, "output", None)
+    return read(state) if callable(read) and state is not None else None
+
+
 @attrs.frozen(slots=True)
 class SolveResult:
     """The outcome of one solve: the ``answer`` in the plugin's user format (e.g. a grid),
     its ``energy``, whether the plugin ``verified`` it, the ``segments`` (steps) used, the halt
     ``reason`` and ``detail``, the ``session`` id its progress events carry, wall time, and the
-    puzzle ``read`` off an image."""
+    puzzle ``read`` off an image, and the ``claims`` of a text answer with the checker's verdict
+    (``[{"claim", "true"}]``; None unless the plugin exposes ``checked_claims(state)``)."""
 
     session: str
     plugin: str
@@ -93,6 +101,7 @@ class SolveResult:
     detail: str
     elapsed_s: float
     read: Any = None  # the puzzle as read off the request's image (None for a puzzle sent as such)
+    claims: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the result."""
@@ -295,15 +304,17 @@ class Solver:
             self._fail(job, error)
             return
         plugin, state = pool.plugin, result.state
-        solution = getattr(plugin, "solution", None)
-        answer = jsonable(solution(state)) if callable(solution) and state is not None else None
+        answer = jsonable(_answer(plugin, state))
+        checked = getattr(plugin, "checked_claims", None)
+        claims = ([{"claim": text, "true": bool(ok)} for text, ok in checked(state)]
+                  if callable(checked) and state is not None else None)
         check = getattr(plugin, "verified", None)
         verified = bool(check(state)) if callable(check) and state is not None else result.decision.policy == "verified"
         self._jobs.pop(job.id, None)
         self.counts["solved"] += 1
         _settle(job.future, SolveResult(job.id, plugin.name, answer, result.energy, verified, result.steps,
                                         result.decision.policy, result.decision.reason, time.monotonic() - job.submitted,
-                                        job.read))
+                                        job.read, claims))
 
     def _round(self) -> None:
         self._admit()
