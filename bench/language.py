@@ -49,8 +49,13 @@ def main() -> None:
     jobs = [("ar", s, a.n, 0, False, a.ar) for s in sizes]
     jobs += [("nat", s, a.n, k, g, a.nat) for s in sizes for g in (True, False) for k in iters]
     jobs.sort(key=lambda j: -(j[1] ** 2 * max(j[3], 3)))  # longest first
+    rows = []
     with ProcessPoolExecutor(a.workers) as pool:
-        rows = list(pool.map(_run, jobs))
+        for row in pool.map(_run, jobs):  # rows kept as they come, so a stopped run leaves its figures
+            rows.append(row)
+            if a.json_out:
+                with open(a.json_out, "w") as fh:
+                    json.dump(rows, fh, indent=1)
     print(f"held-out puzzles per size: {a.n}; one torch thread per configuration")
     head = f"{'size':>4} {'decoder':>15} {'iters':>5} {'claims true':>11} {'entirely':>8} {'coverage':>8} " \
            f"{'parse fail':>10} {'mean it':>7} {'tok/CPU-s':>9} {'tok/s wall':>10}"
@@ -77,9 +82,6 @@ def main() -> None:
         else:
             print(f"{s}x{s}: mask-predict never reaches the autoregressive decoder's truth "
                   f"({ar['entirely_true']:.4f} entirely true)")
-    if a.json_out:
-        with open(a.json_out, "w") as fh:
-            json.dump(rows, fh, indent=1)
 
 
 if __name__ == "__main__":

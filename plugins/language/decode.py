@@ -11,7 +11,7 @@ import torch
 from plugins.puzzles.claims import CheckResult, check_explanation
 
 from .corpus import encoder_inputs
-from .grammar import n_semantics, project
+from .grammar import candidates, n_semantics, project
 from .model import Explainer
 from .vocab import BOS_ID, MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, render
 
@@ -107,9 +107,22 @@ def judge(puzzle: np.ndarray, solution: np.ndarray, slots: torch.Tensor, cells: 
     return Judged(text, result, rejected, result.n_false + unaddressed + (1.0 - mean_conf))
 
 
+def grammar_next(n: int, cell: int, prefix: list[int]) -> torch.Tensor:
+    """Token ids that continue ``prefix`` into a well-formed slot of ``cell`` (``<sep>`` where one ends)."""
+    cand = candidates(n)[0][cell]
+    k = len(prefix)
+    if k:
+        cand = cand[(cand[:, :k] == torch.as_tensor(prefix)).all(1)]
+    nxt = cand[:, k].unique() if k < SLOT_LEN else torch.tensor([PAD_ID])
+    return torch.where(nxt == PAD_ID, torch.full_like(nxt, SEP_ID), nxt)
+
+
 @torch.no_grad()
-def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray) -> list[list[list[int]]]:
-    """Greedy autoregressive decoding of a batch: each sample's slots as lists of token ids."""
+def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray,
+              grammar: bool = True) -> list[list[list[int]]]:
+    """Greedy autoregressive decoding of a batch: each sample's slots as lists of token ids; with
+    ``grammar`` each next token is restricted to those that keep the slot a well-formed claim."""
+    n = int(round(np.asarray(puzzles).shape[1] ** 0.5))
     enc = encoder_inputs(puzzles, solutions)
     mem = model.encode(enc["given"], enc["digit"])
     cells = blank_cells(puzzles)
@@ -126,6 +139,11 @@ def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray) -> l
             break
         logits = model.ar_step(mem, cells, prev, slot, pos, t, caches)
         logits[:, [MASK_ID, BOS_ID]] = float("-inf")
+        if grammar:
+            allowed = torch.zeros_like(logits, dtype=torch.bool)
+            for b in torch.nonzero(~done).flatten().tolist():
+                allowed[b, grammar_next(n, int(cells[b, slot[b]]), out[b][int(slot[b])])] = True
+            logits = logits.masked_fill(~allowed, float("-inf"))
         tok = logits.argmax(-1)
         tok = torch.where(pos >= SLOT_LEN, torch.full_like(tok, SEP_ID), tok)
         for b in torch.nonzero(~done & (tok != SEP_ID)).flatten().tolist():
