@@ -12,21 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from plugins.puzzles import sudoku
-
-from .feedback import sudoku_conflicts
+from .evaluate import solver_conflicts
 
 
 def flagged_givens(puzzle: Any, verified: bool) -> np.ndarray:
     """n x n bools: the givens whose digit repeats in a row, column or box, or every given when
     nothing repeats but the givens have no solution; none when verified or solvable."""
     grid = np.asarray(puzzle, dtype=np.int64)
-    if verified:
-        return np.zeros(grid.shape, dtype=bool)
-    clash = sudoku_conflicts(grid)
-    if clash.any() or sudoku.has_solution(grid):
-        return clash
-    return grid > 0
+    flags = None if verified else solver_conflicts(grid)
+    return np.zeros(grid.shape, dtype=bool) if flags is None else flags
 
 
 class SolvedToConflicts:
