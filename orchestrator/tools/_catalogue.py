@@ -95,7 +95,8 @@ def solve_output_schema(answer: Mapping[str, Any] | None) -> dict[str, Any]:
         "session": {"type": "string"}, "plugin": {"type": "string"}, "elapsed_s": {"type": "number"},
         "claims": {"type": ["array", "null"], "description": "each claim of a text answer and whether the claim "
                    "checker found it true (null where the plugin checks none)",
-                   "items": {"type": "object", "properties": {"claim": {"type": "string"}, "true": {"type": "boolean"}}}}},
+                   "items": {"type": "object",
+                             "properties": {"claim": {"type": "string"}, "true": {"type": "boolean"}}}}},
         "required": ["answer", "verified", "segments", "reason"]}
 
 

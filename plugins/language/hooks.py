@@ -1,5 +1,5 @@
-"""pluggy hooks of the language plugin: registers LanguageExplainer and the ``sage train/eval/ship
-language`` commands.
+"""pluggy hooks of the language plugin: registers LanguageExplainer, the LLM tool ``explain_solution``
+and the ``sage train/eval/ship language`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] language = "plugins.language.hooks"``.
 """
@@ -19,6 +19,14 @@ from .plugin import LanguageExplainer
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(LanguageExplainer)
+
+
+@hookimpl
+def sage_register_tools(register: Any) -> None:
+    from .tools import TOOLS
+
+    for tool in TOOLS:
+        register(tool)
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:

@@ -1,5 +1,5 @@
-"""pluggy hooks of the vision plugin: registers VisionReader, the ``cell_conflicts`` bridge and the
-``sage train/eval vision`` commands.
+"""pluggy hooks of the vision plugin: registers VisionReader, the ``cell_conflicts`` bridge, the LLM tool
+``read_puzzle_image`` and the ``sage train/eval vision`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] vision = "plugins.vision.hooks"``.
 """
@@ -25,6 +25,14 @@ def sage_register_plugins(register: Any) -> None:
 @hookimpl
 def sage_register_bridges(register: Any) -> None:
     register(cell_conflicts, name=cell_conflicts.name)
+
+
+@hookimpl
+def sage_register_tools(register: Any) -> None:
+    from .tools import TOOLS
+
+    for tool in TOOLS:
+        register(tool)
 
 
 def _group(cli: click.Group, name: str, help_text: str) -> click.Group:

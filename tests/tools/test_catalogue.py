@@ -35,7 +35,7 @@ def test_arguments_larger_than_the_service_limit_are_refused(catalogue):
 
 
 def test_an_unknown_tool_names_the_available_ones(catalogue):
-    with pytest.raises(ToolInputError, match="unknown tool 'solve_chess'; available: count_down, list_plugins"):
+    with pytest.raises(ToolInputError, match="unknown tool 'solve_chess'; available: count_down, explain_solution, list_plugins"):
         catalogue.call("solve_chess", {})
 
 
