@@ -4,7 +4,10 @@ Every demo takes ``--out DIR`` (where its pictures go; it prints their paths) an
 (which held-out inputs), and names the extra to install when an optional part is missing,
 in one line. ``sage demo --list`` shows them. Built in:
 
-- ``sudoku-text`` (the default for now): held-out Sudoku grids solved by the HRM through the
+- ``visual-sudoku`` (the default): a held-out photo-like Sudoku picture read by vision, solved by
+  the HRM with the cells in conflict fed back to the reader, explained in checked text by
+  language; checkpointed midway and resumed like ``sudoku-text``; an annotated PNG and the plot.
+- ``sudoku-text``: held-out Sudoku grids solved by the HRM through the
   orchestrator, the session checkpointed midway, finished by ``sage resume`` in a fresh process
   and checked bit-identical to an uninterrupted run; an energy-per-step plot of every node.
 - ``toy``: the same with a small pipeline of toy plugins.
@@ -36,7 +39,7 @@ from .cli import open_store, plot_session
 
 #: Where the demo pipelines live: ``examples/pipelines`` of the source checkout.
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "pipelines"
-DEFAULT_DEMO = "sudoku-text"
+DEFAULT_DEMO = "visual-sudoku"
 
 
 @attrs.frozen(slots=True)
@@ -250,6 +253,8 @@ def visual_sudoku(run: DemoRun) -> None:
     registry = get_registry()
     hrm, vision = registry.plugin_class("hrm"), registry.plugin_class("vision")
     seed = 0 if run.seed is None else run.seed
+    if seed < 0:
+        raise click.ClickException(f"--seed must be >= 0 (it picks the held-out puzzle and its picture), got {seed}")
     truth = hrm.held_out_puzzles("sudoku6", 1, seed=9001 + seed)[0]
     picture = _write_image(vision.render_held_out(truth, seed), run.out / "puzzle.png")
     click.echo(f"held-out 6x6 Sudoku (seed {seed}) rendered in a font training never saw, with noise, "
@@ -305,7 +310,7 @@ register_demo(Demo("toy", "the same with three toy nodes", "toy_demo.toml", toy,
               help="Keep the demo session here (default: a temporary directory).")
 def demo_command(name: str | None, out: Path | None, seed: int | None, listing: bool, task: str, n: int, mode: str,
                  toy_flag: bool, store_dir: Path | None) -> None:
-    """Run a demo pipeline end to end (default: sudoku-text); `--list` shows them all."""
+    """Run a demo pipeline end to end (default: visual-sudoku); `--list` shows them all."""
     if listing:
         for demo in DEMOS.values():
             click.echo(f"{demo.name:12} {demo.summary} (examples/pipelines/{demo.pipeline})")
