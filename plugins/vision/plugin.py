@@ -73,6 +73,8 @@ class VisionReader(IRPPlugin):
     api_version: ClassVar[int] = sage_core.API_VERSION
     input_kind: ClassVar[str] = "image"
     output_kind: str = "sudoku_grid"
+    #: what ``receive`` takes: a pipeline's feedback edge into it is kind-checked when built
+    context_kinds: ClassVar[dict[str, str]] = {"cell_conflicts": "cell_conflicts", "conflicts": "cell_conflicts"}
 
     def __init__(self, checkpoint: str | None = None, kind: str | None = None, max_steps: int | None = None) -> None:
         if kind is not None and kind not in KINDS:

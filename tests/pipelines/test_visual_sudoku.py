@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from orchestrator import Pipeline
+from orchestrator import Pipeline, PipelineError
 from orchestrator.demo import demo_command, read_spec, run_resumed
 from plugins.vision.feedback import sudoku_conflicts
 from sage_core import get_registry
@@ -74,3 +74,10 @@ def test_the_pipeline_builds_from_its_toml_with_the_kinds_checked():
     assert edges == {("reader", "solver", False, "input"), ("solver", "explainer", False, "input")}
     assert [(e.target, e.feedback, e.to) for e in pipeline.in_edges("reader")] == [("reader", True, "cell_conflicts")]
     assert pipeline.cycles() == [frozenset({"reader", "solver"})]
+
+
+def test_a_feedback_edge_carrying_another_kind_into_the_reader_is_refused_when_built():
+    spec = read_spec("visual_sudoku.toml")
+    spec["edges"][1] = {**spec["edges"][1], "bridge": "solution_path"}  # solved_puzzle -> path
+    with pytest.raises(PipelineError, match="edge 'solver'->'reader'.*'path'.*'cell_conflicts'"):
+        Pipeline.from_dict(spec)
