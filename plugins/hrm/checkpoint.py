@@ -47,6 +47,16 @@ def save_model(model: HRM, path: str | Path, extra: dict[str, Any] | None = None
     return path
 
 
+#: The shipped checkpoint a task's puzzles get when none is named (the best one for every input
+#: a user gives; see the README's status table); a task not listed uses the checkpoint of its name.
+DEFAULT_FOR_TASK: dict[str, str] = {"sudoku4": "sudoku4_any", "sudoku6": "sudoku6_any", "maze11": "maze11_any"}
+
+
+def default_checkpoint(task: str) -> str:
+    """The shipped checkpoint used for ``task`` when no checkpoint is named."""
+    return DEFAULT_FOR_TASK.get(task, task)
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """A shipped checkpoint name (``sudoku4``), a directory, or a .safetensors file."""
     p = Path(name_or_path)

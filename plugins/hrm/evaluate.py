@@ -174,11 +174,11 @@ def run_eval(task_name: str, checkpoint: str | None = None, n: int = 1000, seed:
              sg_distance: tuple[int, int] | None = None) -> dict[str, Any]:
     """What ``sage eval hrm`` prints: bare (ACT and always-max), IRP, cell accuracy, speed, on
     the task's test set or on a slice of it (:func:`slice_distribution`)."""
-    from .checkpoint import load_pretrained, resolve
+    from .checkpoint import default_checkpoint, load_pretrained, resolve
 
     task = get_task(task_name)
     dist = slice_distribution(task, blanks, sg_distance)
-    ck = str(resolve(checkpoint or task_name))
+    ck = str(resolve(checkpoint or default_checkpoint(task_name)))
     model = load_pretrained(ck)
     if model.cfg.task != task.name:
         raise ValueError(f"checkpoint {ck} was trained on {model.cfg.task!r}, not {task.name!r}")

@@ -27,7 +27,7 @@ import torch
 import sage_core
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
-from .checkpoint import load_pretrained
+from .checkpoint import default_checkpoint, load_pretrained
 from .inference import FastSegment
 from .model import HRM
 from plugins.puzzles import explain, maze, sudoku
@@ -114,7 +114,7 @@ class HRMReasoner(IRPPlugin):
 
     # --- model --------------------------------------------------------------------------
     def model_for(self, task: str, checkpoint: str | None = None) -> HRM:
-        key = checkpoint or self.checkpoint or task
+        key = checkpoint or self.checkpoint or default_checkpoint(task)
         if key not in self._model_cache:
             try:
                 model = load_pretrained(key)

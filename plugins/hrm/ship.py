@@ -19,9 +19,10 @@ from pathlib import Path
 import attrs
 import torch
 
-from .checkpoint import CHECKPOINT_DIR, load_pretrained, load_train_state, read_metadata, save_model
+from .checkpoint import CHECKPOINT_DIR, TRAIN_STATE, load_pretrained, load_train_state, read_metadata, save_model
 from .evaluate import EVAL_SEED, run_eval, tune_halt_margin
 from .tasks import get_task
+from .train import RECIPES, RUN_SUMMARY, TrainArgs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--halt-margin", default=None, type=_margin_arg,
                     help="inference ACT margin: a number, or 'auto' to pick it on the validation split "
                          "(default: keep the trained config's)")
+    ap.add_argument("--recipe", default=None,
+                    help="the recipe the run used, for the reproduce command (default: as recorded by the run)")
+    ap.add_argument("--hardware", default=None,
+                    help="where the run trained, for the card (default: this machine, one core)")
+    ap.add_argument("--slice-n", type=int, default=500, help="puzzles per input slice measured for the card")
     ap.add_argument("--max-segments", type=int, default=None,
                     help="inference ceiling on ACT segments (default: the trained config's); raising it is the "
                          "HRM paper's inference-time scaling, with no retraining")
@@ -41,9 +47,13 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     run = Path(a.run)
     state = load_train_state(run)  # before any slow work: a wrong --run fails at once
-    if state is None:
-        ap.error(f"{run} has no training state ({run / 'train_state.safetensors'}): not a training run directory")
-    meta = state[1]
+    if state is not None:
+        meta = state[1]
+    elif (run / RUN_SUMMARY).is_file():  # the resumable state was not kept (e.g. brought back from an accelerator)
+        meta = json.loads((run / RUN_SUMMARY).read_text())
+    else:
+        ap.error(f"{run} has neither a training state ({TRAIN_STATE}) nor a run summary ({RUN_SUMMARY}): "
+                 "not a training run directory")
     which = a.which if (run / a.which / "model.safetensors").is_file() else "last"
     model = load_pretrained(run / which)
     picked = json.loads(read_metadata(run / which).get("extra", "{}"))
@@ -60,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     elif a.halt_margin is not None:
         model.cfg = attrs.evolve(model.cfg, halt_margin=a.halt_margin)
     args = meta["args"]
+    hardware = a.hardware or (f"a 2-core CPU, one torch thread, {platform.machine()}, torch {torch.__version__}"
+                              if args.get("device", "cpu") == "cpu" and args.get("clock", "cpu") == "cpu"
+                              else f"device {args.get('device', 'cpu')}, {platform.machine()}")
     dest = CHECKPOINT_DIR / a.name
     path = save_model(model, dest, extra={"it": picked.get("it", meta["it"]), "run_it": meta["it"],
                                          "train_seconds": meta["elapsed"], "data_seed": args["seed"]})
@@ -68,20 +81,21 @@ def main(argv: list[str] | None = None) -> None:
     size = path.stat().st_size
     assert size <= 5 * 1024 * 1024, f"checkpoint is {size} bytes > 5 MB"
     r = run_eval(model.cfg.task, checkpoint=str(path), n=a.n)
+    slices = [run_eval(model.cfg.task, checkpoint=str(path), n=a.slice_n, **kw) for kw in INPUT_SLICES.get(model.cfg.task, [])]
     save_model(model, dest, extra={**json.loads(read_metadata(path)["extra"]), "eval_n": a.n, "eval_seed": r["seed"],
                                    "exact_bare": r["exact_bare"], "exact_irp": r["exact_irp"]})
     curve = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines()] if (run / "curve.jsonl").exists() else []
     cfg = model.cfg.to_dict()
-    from .train import RECIPES, TrainArgs
-
-    rec = RECIPES[model.cfg.task]
+    recipe_name = a.recipe or args.get("recipe") or model.cfg.task
+    rec = RECIPES[recipe_name]
     n_params = sum(p.numel() for p in model.parameters())
     overrides = {k: v for k, v in args["model"].items() if rec["model"].get(k) != v}
     defaults = attrs.asdict(TrainArgs())
-    used = {k: args.get(k, defaults[k]) for k in ("n_train", "lr", "decay_start", "decay_iters", "grad_clip", "ema")}
+    used = {k: args.get(k, defaults[k]) for k in ("n_train", "lr", "decay_start", "decay_iters", "grad_clip", "ema",
+                                                   "device", "clock")}
     extra_opts = "".join(f" --{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f" --{k.replace('_', '-')} {v}"
                          for k, v in used.items() if v != rec.get(k, defaults[k]))
-    cmd = (f"sage train hrm --task {model.cfg.task} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
+    cmd = (f"sage train hrm --task {recipe_name} --out runs/{a.name} --minutes 600 --seed {args['seed']}"
            f" --max-iters {picked.get('it', meta['it'])}{extra_opts}"
            + (f" --model '{json.dumps(overrides)}'" if overrides else ""))
     shipped_s = picked.get("elapsed_s", meta["elapsed"])  # CPU seconds of training behind the shipped weights
@@ -89,9 +103,10 @@ def main(argv: list[str] | None = None) -> None:
         f"# HRM checkpoint `{a.name}`",
         "",
         ("TRM-style variant (one network, halt head only) of the " if model.cfg.variant == "trm" else "")
-        + f"Hierarchical Reasoning Model trained from scratch on `{model.cfg.task}` on a 2-core CPU "
-        f"(one torch thread), {n_params:,} parameters, float32, `model.safetensors` {size / 1024:.0f} KiB "
-        "(config in the safetensors metadata; no pickle).",
+        + f"Hierarchical Reasoning Model trained "
+        + (f"from the shipped `{args['init']}` weights" if args.get("init") else "from scratch")
+        + f" on `{model.cfg.task}` ({hardware}), {n_params:,} parameters, float32, `model.safetensors` "
+        f"{size / 1024:.0f} KiB (config in the safetensors metadata; no pickle).",
         "",
         "## Held-out accuracy",
         "",
@@ -115,10 +130,15 @@ def main(argv: list[str] | None = None) -> None:
             "(the HRM paper's inference-time scaling: a higher segment ceiling at inference, same weights).", ""]
           if model.cfg.max_segments != trained_segments else []),
         *margin_lines(model.cfg.halt_margin, margin_table, a.n),
+        *slice_lines(model.cfg.task, a.name, slices),
         "## Training",
         "",
         f"- data: task `{model.cfg.task}`, {args['n_train']} generated training puzzles, data seed {args['seed']}, "
-        "augmented on the fly by task symmetries",
+        + (f"drawn evenly from {json.dumps(args['data'])} (tasks.Distribution; {{}} = the task's own), "
+           if args.get("data") else "")
+        + "augmented on the fly by task symmetries"
+        + ("; a puzzle with several completions is labelled, at every step, with the completion nearest the "
+           "model's answer (`sudoku.complete_guided`)" if args.get("relabel") else ""),
         f"- shipped weights: `{which}` of the run = iteration {picked.get('it', meta['it'])} "
         f"(`best` = highest exact on the validation split, test seed {EVAL_SEED + 1}, never the reported seed)",
         f"- {meta['it']} iterations in the run (one segment each, deep supervision) at batch {args['batch_size']}, "
@@ -128,9 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         + (f", shipped weights are an EMA of the trained ones (decay {args['ema']:g})" if args.get("ema") else "")
         + "; "
         f"{meta['puzzles_done']} puzzles completed",
-        f"- training time: {shipped_s / 60:.1f} min of CPU time to the shipped weights "
-        f"(process time of the training steps, excluding periodic evaluation) on one core ({platform.machine()}, "
-        f"torch {torch.__version__})"
+        f"- training time: {shipped_s / 60:.1f} min of "
+        + ("CPU time" if args.get("clock", "cpu") == "cpu" else "wall time")
+        + f" to the shipped weights (the training steps, excluding periodic evaluation) on {hardware}"
         + (f"; the run went on to {meta['elapsed'] / 60:.1f} min" if shipped_s < meta["elapsed"] else ""),
         "",
         "Reproduce:",
@@ -160,6 +180,38 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", "## Notes on this run", "", notes.read_text().strip()]
     (dest / "card.md").write_text("\n".join(lines) + "\n")
     print(json.dumps(r))
+
+
+#: The input slices every card reports beyond the task's own test set (issue: the HRM on every
+#: input a user gives): Sudoku with more blanks than training used (several completions, any
+#: valid one counts), mazes with S and G anywhere, by S-G distance bucket.
+INPUT_SLICES: dict[str, list[dict]] = {
+    "sudoku4": [{"blanks": (13, 15)}],
+    "sudoku6": [{"blanks": (27, 30)}],
+    "maze11": [{"sg_distance": b} for b in ((1, 2), (3, 5), (6, 10), (11, 20), (21, 10**6))],
+}
+
+
+def slice_lines(task: str, name: str, slices: list[dict]) -> list[str]:
+    """Card section: bare and IRP exact on each input slice of :data:`INPUT_SLICES`."""
+    if not slices:
+        return []
+    flag = "--blanks" if slices[0].get("blanks") else "--sg-distance"
+
+    def label(r: dict) -> str:
+        lo, hi = r["blanks"] or r["sg_distance"]
+        return f"{lo}-{hi}" if hi < 10**6 else f"{lo}-"
+
+    return ["## Every input (slices)", "",
+            f"`sage eval hrm --task {task} --checkpoint plugins/hrm/checkpoints/{name} {flag} LO-HI --n {slices[0]['n']}` "
+            "(test split, seed 9001; " + ("blanks drawn at random from a random grid, so a puzzle may have several "
+                                          "completions and any valid one counts" if flag == "--blanks" else
+                                          "S and G on any two open cells, centres or corridors, at that many moves")
+            + "):", "",
+            f"| {flag[2:]} | bare exact (ACT) | bare exact (always max) | IRP exact | mean segments (ACT) |",
+            "|---|---|---|---|---|",
+            *(f"| {label(r)} | {r['exact_bare']:.4f} | {r['exact_bare_max']:.4f} | {r['exact_irp']:.4f} | "
+              f"{r['mean_segments']:.2f} of {r['max_segments']} |" for r in slices), ""]
 
 
 def _margin_arg(text: str) -> str | float:

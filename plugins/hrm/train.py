@@ -66,6 +66,7 @@ class TrainArgs:
     #: model's current answer as their label (``sudoku.complete_guided``): any is right
     relabel: bool = False
     device: str = "cpu"  # "cuda" where an accelerator is lent; the code path is the same
+    recipe: str = ""  # the recipe these arguments came from (named in the model card's reproduce command)
     clock: str = attrs.field(default="cpu", validator=attrs.validators.in_(["cpu", "wall"]))  # what --minutes counts
 
 
@@ -114,14 +115,15 @@ def recipe(task: str, out: str, seed: int = 0, minutes: float | None = None, mod
     ``maze11-any`` that says its task) with overrides (``model`` overrides are merged)."""
     if task not in RECIPES:
         raise ValueError(f"unknown recipe {task!r}: expected one of {sorted(RECIPES)}")
-    r = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES[task].items()}
-    task = r.pop("task", task)
+    name = task
+    r = {k: (dict(v) if isinstance(v, dict) else v) for k, v in RECIPES[name].items()}
+    task = r.pop("task", name)
     if minutes is not None:
         r["minutes"] = minutes
     if model:
         r["model"].update(model)
     r.update(kw)
-    return TrainArgs(task=task, out=out, seed=seed, **r)
+    return TrainArgs(task=task, out=out, seed=seed, recipe=name, **r)
 
 
 def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str = "train",
@@ -274,6 +276,8 @@ class Trainer:
             "args": attrs.asdict(self.args),
         }
         ckpt.save_train_state(self.out, tensors, meta)
+        summary = {k: meta[k] for k in ("it", "elapsed", "puzzles_done", "args")}
+        (self.out / RUN_SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
         ckpt.save_model(self.model, self.out / "last", extra={"it": self.it, "elapsed_s": self.elapsed})
         if self.ema_model is not None:
             ckpt.save_model(self.ema_model, self.out / "ema", extra={"it": self.it, "elapsed_s": self.elapsed})
@@ -414,6 +418,11 @@ class Trainer:
         result = self.evaluate()
         self.log("final eval: " + json.dumps(result))
         return result
+
+
+#: A run's human-readable summary (iteration, training time, puzzles, arguments) beside its state;
+#: what ``ship`` reads when the (large) resumable state was not kept
+RUN_SUMMARY = "run.json"
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -84,3 +84,21 @@ def test_fine_tune_with_guided_labels(tmp_path):
     assert len(multi) > 0
     x, y = t.inputs.numpy()[multi], t.labels.numpy()[multi]
     assert (get_task("sudoku4").violations(y, x) == 0).all()
+
+
+def test_plugin_defaults_to_the_best_checkpoint_for_every_input():
+    from plugins.hrm.checkpoint import CHECKPOINT_DIR, DEFAULT_FOR_TASK, default_checkpoint
+    from plugins.hrm.plugin import HRMReasoner
+
+    for task, name in DEFAULT_FOR_TASK.items():
+        assert (CHECKPOINT_DIR / name / "model.safetensors").is_file(), name
+        assert default_checkpoint(task) == name
+    assert default_checkpoint("maze13") == "maze13"  # unlisted: the checkpoint of its name
+    p = HRMReasoner()
+    assert p.model_for("sudoku6") is p._model_cache[DEFAULT_FOR_TASK["sudoku6"]]
+    # a 6x6 with several completions (29 blanks) is solved by default
+    puzzle, _ = sudoku.make_puzzle(6, np.random.default_rng(4), blanks=29, unique=False)
+    from sage_core import MaxSteps, refine
+
+    r = refine(p, puzzle, {"seed": 0}, policy=MaxSteps(32))
+    assert sudoku.violations(HRMReasoner.solution(r.state), puzzle) == 0
