@@ -138,7 +138,7 @@ def test_int8_export_records_accuracy_and_runs_in_the_plugin(tmp_path: Path) -> 
     assert info.int8 and acc["n"] == 64
     assert acc["float_exact_bare"] - acc["int8_exact_bare"] <= E.INT8_MAX_LOSS + 1e-12
     assert out.stat().st_size < 0.5 * len(E.onnx_bytes(load_pretrained("sudoku4")))
-    plugin = HRMReasoner(runtime="onnx", exports={"sudoku4": str(out)})
+    plugin = HRMReasoner(checkpoint="sudoku4", runtime="onnx", exports={"sudoku4": str(out)})
     x0, ctx = HRMReasoner.example()
     r = sage_core.refine(plugin, x0, ctx)
     assert r.decision.policy == "verified"

@@ -32,7 +32,7 @@ def pipeline() -> Pipeline:
     p = Pipeline("hrm-halting")
     for i, puzzle in enumerate(PUZZLES):
         # A 2-segment cap that only the plugin's halt_state knows: no pipeline max_steps policy.
-        p.add_node(f"p{i}", "hrm", config={"mode": "bare", "max_steps": 2}, input=puzzle)
+        p.add_node(f"p{i}", "hrm", config={"mode": "bare", "max_steps": 2, "checkpoint": "sudoku6"}, input=puzzle)
     return p
 
 
