@@ -101,7 +101,12 @@ def _resume_in_fresh_process(store_root: Path, session: str) -> dict[str, Any]:
     """``sage resume SESSION --json`` in a new interpreter; returns its JSON result."""
     command = [sys.executable, "-c", "from sage_core.cli import main; main()", "resume", session,
                "--store", str(store_root), "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), timeout=600)
+    # the same torch thread count as this process: float sums differ with the number of threads,
+    # and bit-identity is claimed for the same configuration
+    import torch
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
         raise click.ClickException(f"resume in a fresh process failed: {done.stderr.strip()[-500:]}")
     return json.loads(done.stdout)
