@@ -91,6 +91,17 @@ def new_plugin_command(name: str, directory: Path | None) -> None:
     click.echo(f"created {target}: pip install -e {target} && pytest {target}")
 
 
+def command_group(cli: click.Group, name: str, help_text: str) -> click.Group:
+    """The existing ``name`` group of ``cli`` (another package may have made it) or a new one, so
+    several packages can add subcommands to ``sage train``, ``sage eval``, ... through the hook."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name, help=help_text)
+    cli.add_command(group)
+    return group
+
+
 def build_cli(registry: Registry | None = None) -> click.Group:
     """A ``sage`` group with the core commands plus every installed package's commands."""
     registry = registry or get_registry()

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from sage_core import hookimpl
+from sage_core.cli import command_group
 
 from .plugin import HRMReasoner
 from .tasks import TASKS
@@ -30,16 +31,6 @@ def sage_register_tools(register: Any) -> None:
 
     for tool in TOOLS:
         register(tool)
-
-
-def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
-    """The existing ``name`` group of ``cli`` (another package may have made it) or a new one."""
-    existing = cli.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name, help=help_text)
-    cli.add_command(group)
-    return group
 
 
 @click.command("make")
@@ -154,9 +145,9 @@ def eval_hrm(task: str, checkpoint: str | None, n: int, seed: int | None, no_irp
 
 @hookimpl
 def sage_register_commands(cli: Any) -> None:
-    _group(cli, "data", "Generate datasets.").add_command(data_make)
-    _group(cli, "train", "Train models.").add_command(train_hrm)
-    _group(cli, "eval", "Evaluate models.").add_command(eval_hrm)
+    command_group(cli, "data", "Generate datasets.").add_command(data_make)
+    command_group(cli, "train", "Train models.").add_command(train_hrm)
+    command_group(cli, "eval", "Evaluate models.").add_command(eval_hrm)
     from .export_cli import export_hrm
 
-    _group(cli, "export", "Export models to other runtimes.").add_command(export_hrm)
+    command_group(cli, "export", "Export models to other runtimes.").add_command(export_hrm)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from sage_core import hookimpl
+from sage_core.cli import command_group
 
 from .plugin import LanguageExplainer
 
@@ -27,16 +28,6 @@ def sage_register_tools(register: Any) -> None:
 
     for tool in TOOLS:
         register(tool)
-
-
-def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
-    """The existing ``name`` group of ``cli`` (another package may have made it) or a new one."""
-    existing = cli.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name, help=help_text)
-    cli.add_command(group)
-    return group
 
 
 @click.command("language")
@@ -95,6 +86,6 @@ def ship_language(run: str, name: str) -> None:
 
 @hookimpl
 def sage_register_commands(cli: Any) -> None:
-    _group(cli, "train", "Train models.").add_command(train_language)
-    _group(cli, "eval", "Evaluate models.").add_command(eval_language)
-    _group(cli, "ship", "Ship trained checkpoints.").add_command(ship_language)
+    command_group(cli, "train", "Train models.").add_command(train_language)
+    command_group(cli, "eval", "Evaluate models.").add_command(eval_language)
+    command_group(cli, "ship", "Ship trained checkpoints.").add_command(ship_language)

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from sage_core import hookimpl
+from sage_core.cli import command_group
 
 from .conflicts import cell_conflicts
 from .plugin import VisionReader
@@ -33,16 +34,6 @@ def sage_register_tools(register: Any) -> None:
 
     for tool in TOOLS:
         register(tool)
-
-
-def _group(cli: click.Group, name: str, help_text: str) -> click.Group:
-    """The existing ``name`` group of ``cli`` (another package may have made it) or a new one."""
-    existing = cli.commands.get(name)
-    if isinstance(existing, click.Group):
-        return existing
-    group = click.Group(name, help=help_text)
-    cli.add_command(group)
-    return group
 
 
 @click.command("vision")
@@ -94,5 +85,5 @@ def eval_vision(n: int, levels: tuple[str, ...], checkpoint: str | None, solve: 
 
 @hookimpl
 def sage_register_commands(cli: Any) -> None:
-    _group(cli, "train", "Train models.").add_command(train_vision)
-    _group(cli, "eval", "Evaluate models.").add_command(eval_vision)
+    command_group(cli, "train", "Train models.").add_command(train_vision)
+    command_group(cli, "eval", "Evaluate models.").add_command(eval_vision)
