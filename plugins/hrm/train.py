@@ -359,16 +359,15 @@ class Trainer:
     def _relabel(self, logits: torch.Tensor) -> None:
         """Label each slot whose puzzle has several completions with the completion nearest
         the model's current answer (``sudoku.complete_guided`` on its log-probabilities)."""
-        rows = np.nonzero(self.slot_multi)[0]
+        rows = torch.from_numpy(np.nonzero(self.slot_multi)[0]).to(self.device)
         n = self.task.size
-        scores = logits[torch.from_numpy(rows).to(self.device)].float().log_softmax(-1).cpu().numpy()
-        puzzles = self.inputs[torch.from_numpy(rows).to(self.device)].cpu().numpy()
-        labels = self.labels[torch.from_numpy(rows).to(self.device)].cpu().numpy()
+        scores = logits[rows].float().log_softmax(-1).cpu().numpy()
+        puzzles, labels = self.inputs[rows].cpu().numpy(), self.labels[rows].cpu().numpy()
         for j in range(len(rows)):
             done = sudoku.complete_guided(puzzles[j].reshape(n, n), scores[j].reshape(n, n, n))
             if done is not None:
                 labels[j] = done.reshape(-1) - 1
-        self.labels[torch.from_numpy(rows).to(self.device)] = torch.from_numpy(labels).to(self.device)
+        self.labels[rows] = torch.from_numpy(labels).to(self.device)
 
     def evaluate(self) -> dict[str, Any]:
         model = self.eval_model

@@ -30,10 +30,10 @@ def _cell_units(n: int) -> tuple[tuple[int, int, int], ...]:
 
 
 #: (n, each cell's (row, column, box), cell values, digit bit masks per row, column and box)
-_Givens = tuple[int, tuple[tuple[int, int, int], ...], list[int], list[int], list[int], list[int]]
+Givens = tuple[int, tuple[tuple[int, int, int], ...], list[int], list[int], list[int], list[int]]
 
 
-def _givens(grid: np.ndarray) -> _Givens | None:
+def givens(grid: np.ndarray) -> Givens | None:
     """(n, the cells' (row, column, box), cell values, and per row / column / box the bit mask of
     the digits given there), or None if two givens clash; shared by the solvers below."""
     g = np.asarray(grid)
@@ -62,10 +62,10 @@ def count_solutions(grid: np.ndarray, limit: int = 2, rng: np.random.Generator |
     candidate digits are tried in random order; when ``out`` is a list the first solution
     found is appended to it.
     """
-    givens = _givens(grid)
-    if givens is None:
+    parsed = givens(grid)
+    if parsed is None:
         return 0
-    n, units, cells, rows, cols, boxes = givens
+    n, units, cells, rows, cols, boxes = parsed
     full = (1 << (n + 1)) - 2  # digits 1..n
     blanks = [(i, *units[i]) for i, v in enumerate(cells) if v == 0]
     count = 0
@@ -119,10 +119,10 @@ def has_solution(grid: np.ndarray) -> bool:
     most constrained blank, so most puzzles need no branching at all. Used to check each
     session's input, where it is per-session work that batching cannot share.
     """
-    givens = _givens(grid)
-    if givens is None:
+    parsed = givens(grid)
+    if parsed is None:
         return False
-    n, units, cells, rows, cols, boxes = givens
+    n, units, cells, rows, cols, boxes = parsed
     full = (1 << (n + 1)) - 2  # digits 1..n
 
     def candidates(blank: tuple[int, int, int]) -> int:
@@ -181,10 +181,10 @@ def complete_guided(grid: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
     believes: its own answer when that answer is valid. Training labels puzzles that have
     several completions this way (any valid completion is right; the nearest is learnable).
     """
-    givens = _givens(grid)
-    if givens is None:
+    parsed = givens(grid)
+    if parsed is None:
         return None
-    n, units, cells, rows, cols, boxes = givens
+    n, units, cells, rows, cols, boxes = parsed
     full = (1 << (n + 1)) - 2
     order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(n * n, n), axis=1) + 1
     prefs = [[int(d) for d in row] for row in order.tolist()]

@@ -44,17 +44,10 @@ def _sudoku_checker(classes: np.ndarray, cells: np.ndarray, size: int) -> Callab
     when the other cells already repeat a digit (no reading of ``cells`` can be valid)."""
     fixed = classes.copy()
     fixed[cells] = 0
-    if sudoku_conflicts(fixed.reshape(size, size)).any():
+    masks = sudoku.givens(fixed.reshape(size, size))  # None when the other cells already repeat a digit
+    if masks is None:
         return None
-    br, bc = sudoku.box_shape(size)
-    rows, cols, boxes = [0] * size, [0] * size, [0] * size
-    units = [(i // size, i % size, (i // size // br) * (size // bc) + (i % size) // bc) for i in range(size * size)]
-    for i, d in enumerate(fixed.tolist()):
-        if d:
-            r, c, b = units[i]
-            rows[r] |= 1 << d
-            cols[c] |= 1 << d
-            boxes[b] |= 1 << d
+    _, units, _, rows, cols, boxes = masks
 
     def ok(trial: np.ndarray) -> bool:
         rr, cc, bb = rows[:], cols[:], boxes[:]
