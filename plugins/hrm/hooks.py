@@ -68,6 +68,9 @@ def data_make(task: str, n: int, seed: int, split: str, out: Path) -> None:
 @click.option("--n-train", type=int, default=None, help="training puzzles (default: the task's recipe)")
 @click.option("--max-iters", type=int, default=None, help="stop at this iteration (exact reproduction)")
 @click.option("--lr", type=float, default=None, help="peak learning rate (default: the task's recipe)")
+@click.option("--batch-size", type=int, default=None, help="puzzles per iteration (default: the task's recipe)")
+@click.option("--init", default=None,
+              help="start from these weights (a shipped name or a checkpoint path) instead of the recipe's")
 @click.option("--decay-iters", type=int, default=None, help="cosine lr decay ends at this iteration (0 = constant)")
 @click.option("--decay-start", type=int, default=None, help="cosine lr decay starts at this iteration")
 @click.option("--eval-every", type=int, default=None, help="validation eval (and best-checkpoint selection) period, iterations [500]")
@@ -82,7 +85,8 @@ def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json:
               n_train: int | None, max_iters: int | None, decay_iters: int | None,
               decay_start: int | None, no_progress: bool, eval_every: int | None = None,
               eval_n: int | None = None, lr: float | None = None, grad_clip: float | None = None,
-              ema: float | None = None, device: str | None = None, clock: str | None = None) -> None:
+              ema: float | None = None, device: str | None = None, clock: str | None = None,
+              batch_size: int | None = None, init: str | None = None) -> None:
     """Train an HRM from scratch or from a recipe's starting weights (or resume the run in OUT);
     --minutes counts CPU time unless --clock wall."""
     from .train import Trainer, recipe
@@ -90,7 +94,7 @@ def train_hrm(task: str, out: str, minutes: float | None, seed: int, model_json:
     kw = {k: v for k, v in {"n_train": n_train, "max_iters": max_iters, "decay_iters": decay_iters,
                                 "decay_start": decay_start, "eval_every": eval_every, "eval_n": eval_n,
                                 "lr": lr, "grad_clip": grad_clip, "ema": ema, "device": device,
-                                "clock": clock}.items()
+                                "clock": clock, "batch_size": batch_size, "init": init}.items()
           if v is not None}
     args = recipe(task, out=out, seed=seed, minutes=minutes,
                   model=json.loads(model_json) if model_json else None, **kw)

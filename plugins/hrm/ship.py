@@ -20,9 +20,9 @@ import attrs
 import torch
 
 from .checkpoint import CHECKPOINT_DIR, TRAIN_STATE, load_pretrained, load_train_state, read_metadata, save_model
-from .evaluate import EVAL_SEED, run_eval, tune_halt_margin
+from .evaluate import EVAL_SEED, run_eval, slice_distribution, tune_halt_margin
 from .tasks import get_task
-from .train import RECIPES, RUN_SUMMARY, TrainArgs
+from .train import RECIPES, RUN_SUMMARY, TrainArgs, generate_mixture
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     margin_table = None
     if a.halt_margin == "auto":
         task = get_task(model.cfg.task)
-        margin, margin_table = tune_halt_margin(model, task, task.generate(a.n, EVAL_SEED + 1, "test")[0])
+        dists = [None, *(slice_distribution(task, **kw) for kw in INPUT_SLICES.get(task.name, []))]
+        margin, margin_table = tune_halt_margin(model, task, generate_mixture(task, a.n, EVAL_SEED + 1, "test", dists)[0])
         model.cfg = attrs.evolve(model.cfg, halt_margin=margin)
     elif a.halt_margin is not None:
         model.cfg = attrs.evolve(model.cfg, halt_margin=a.halt_margin)
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         json.dumps(cfg, indent=2),
         "```",
         "",
-        "## Learning curve (held-out eval during training, 256 puzzles)",
+        f"## Learning curve (held-out eval during training, {args.get('eval_n', 256)} puzzles)",
         "",
         "| iteration | minutes | exact (ACT) | exact (max) | mean segments |",
         "|---|---|---|---|---|",
@@ -234,8 +235,9 @@ def margin_lines(margin: float, table: list[dict[str, float]] | None, n: int) ->
     if table is None:
         return [text, ""]
     rows = {row["margin"]: row for row in table if row["margin"] in (0.0, margin, table[-1]["margin"])}
-    return [text + f" The margin was picked on {n} validation puzzles (seed {EVAL_SEED + 1}) as the one with the "
-            "highest bare exact, ties to fewer segments:", "",
+    return [text + f" The margin was picked on {n} validation puzzles (seed {EVAL_SEED + 1}; drawn evenly from the "
+            "task's own distribution and each input slice below) as the one with the highest bare exact, ties to "
+            "fewer segments:", "",
             "| margin | validation exact (ACT) | mean segments |", "|---|---|---|",
             *(f"| {m:g} | {row['exact']:.3f} | {row['mean_segments']:.2f} |" for m, row in sorted(rows.items())), ""]
 

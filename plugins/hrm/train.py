@@ -102,6 +102,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "maze11-any": {"task": "maze11", "init": "maze11_trm", "n_train": 30000, "minutes": 60.0, "lr": 3e-4,
                    "batch_size": 32, "grad_clip": 1.0, "ema": 0.999, "decay_iters": 12000,
                    "data": [{}, {"sg_anywhere": True}, {"sg_anywhere": True, "sg_distance": [1, 5]}], "model": {}},
+    # the second stage of maze11_any: its first stage (above) left S and G 1-2 moves apart at 62 %
+    # bare (stray path cells, detours); this stage weights near endpoints and trains longer
+    "maze11-any-near": {"task": "maze11", "init": "maze11_any", "n_train": 60000, "minutes": 60.0, "lr": 3e-4,
+                        "batch_size": 256, "grad_clip": 1.0, "ema": 0.999, "decay_iters": 12000, "eval_n": 1024,
+                        "data": [{}, {"sg_anywhere": True}, {"sg_anywhere": True, "sg_distance": [1, 2]},
+                                 {"sg_anywhere": True, "sg_distance": [3, 5]}], "model": {}},
     # 9x9 (30-50 blanks, unique), sized for an accelerator run (runs on CPU too, slowly)
     "sudoku9-large": {"task": "sudoku9", "n_train": 40000, "minutes": 360.0, "lr": 1e-3, "batch_size": 384,
                       "decay_iters": 20000, "grad_clip": 1.0, "ema": 0.999, "eval_n": 512,
@@ -137,17 +143,21 @@ def load_or_make_data(task_name: str, n: int, seed: int, out: Path, split: str =
         x, y = np.load(fx, allow_pickle=False), np.load(fy, allow_pickle=False)
         if len(x) == n:
             return x.astype(np.int64), y.astype(np.int64)
-    task = get_task(task_name)
-    if not data:
-        x, y = task.generate(n, seed, split)
-    else:
-        dists = [Distribution.from_dict(d) for d in data]
-        sizes = [n // len(dists) + (i < n % len(dists)) for i in range(len(dists))]
-        parts = [task.generate(k, seed, split, dist) for k, dist in zip(sizes, dists)]
-        x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    x, y = generate_mixture(get_task(task_name), n, seed, split, [Distribution.from_dict(d) for d in data or []])
     np.save(fx, x.astype(np.int8), allow_pickle=False)  # tokens < 128: 8x smaller files
     np.save(fy, y.astype(np.int8), allow_pickle=False)
     return x, y
+
+
+def generate_mixture(task: Any, n: int, seed: int, split: str,
+                     dists: list[Distribution | None]) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` puzzles of ``split`` drawn evenly from ``dists`` (None, or no dists at all: the
+    task's own distribution), in order of the list."""
+    if not dists:
+        return task.generate(n, seed, split)
+    sizes = [n // len(dists) + (i < n % len(dists)) for i in range(len(dists))]
+    parts = [task.generate(k, seed, split, dist) for k, dist in zip(sizes, dists)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def several_solutions(task_name: str, x: np.ndarray) -> np.ndarray:
@@ -440,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--eval-n", type=int, default=None)
+    ap.add_argument("--init", default=None, help="start from these weights (a shipped name or a checkpoint path)")
     ap.add_argument("--max-iters", type=int, default=None)
     ap.add_argument("--decay-iters", type=int, default=None)
     ap.add_argument("--decay-start", type=int, default=None)
@@ -454,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     kw = {k: v for k, v in {"n_train": a.n_train, "batch_size": a.batch_size, "lr": a.lr, "max_iters": a.max_iters,
                             "decay_iters": a.decay_iters, "decay_start": a.decay_start,
                             "grad_clip": a.grad_clip, "ema": a.ema, "device": a.device,
-                            "clock": a.clock}.items() if v is not None}
+                            "clock": a.clock, "eval_n": a.eval_n, "init": a.init}.items() if v is not None}
     args = recipe(a.task, out=a.out, seed=a.seed, minutes=a.minutes, model=json.loads(a.model),
                   eval_every=a.eval_every, threads=a.threads, **kw)
     Trainer(args, log=lambda s: print(s, flush=True)).run(progress=not a.no_progress)
