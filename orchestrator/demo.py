@@ -333,3 +333,5 @@ def demo_command(name: str | None, out: Path | None, seed: int | None, listing: 
     demo.run(DemoRun(read_spec(demo.pipeline), out, seed,
                      {"task": task, "n": n, "mode": mode, "store": store_dir}))
     click.echo(f"pictures in {out}/ ({time.perf_counter() - t0:.1f} s)")
+from . import demo_robot  # noqa: E402,F401  (registers `sage demo robot`)
+from . import demo_throw  # noqa: E402,F401  (registers `sage demo throw`)

@@ -1,4 +1,4 @@
-"""pluggy hooks of the vision plugin: registers VisionReader, the ``cell_conflicts`` bridge, the LLM tool
+"""pluggy hooks of the vision plugin: registers VisionReader and SceneReader, the ``cell_conflicts`` bridge, the LLM tool
 ``read_puzzle_image`` and the ``sage train/eval vision`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] vision = "plugins.vision.hooks"``.
@@ -16,11 +16,13 @@ from sage_core.cli import command_group
 
 from .conflicts import cell_conflicts
 from .plugin import VisionReader
+from .scene import SceneReader
 
 
 @hookimpl
 def sage_register_plugins(register: Any) -> None:
     register(VisionReader)
+    register(SceneReader)
 
 
 @hookimpl

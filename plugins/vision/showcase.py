@@ -20,9 +20,17 @@ from .data import EVAL_SEED
 UNIT_SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=np.float64)
 
 
+#: Picture generator of held-out maze pictures (``sage demo robot``), apart from every other seed.
+MAZE_PICTURE_SEED = 9016
+
+
 def render_held_out(grid: Any, seed: int = 0) -> np.ndarray:
-    """``grid`` (n x n ints, 0 = blank) as a gray H x W uint8 photo-like image: evaluation font
-    (by ``seed``), noise sigma 12, blur 0.6, up to 3 degrees turned, 4 % perspective."""
+    """``grid`` as a gray H x W uint8 photo-like image in an evaluation font (by ``seed``). A Sudoku
+    (n x n ints, 0 = blank): noise sigma 12, blur 0.6, up to 3 degrees turned, 4 % perspective; a
+    maze (its lines of ``#``, space, ``S``, ``G``): a random style of the vision benchmark's mild level."""
+    if len(grid) and isinstance(grid[0], str):
+        rng = np.random.default_rng([MAZE_PICTURE_SEED, seed])
+        return render.render(list(grid), render.sample_style("mild", len(grid), rng, EVAL_FONTS), rng).image
     n = len(grid)
     rng = np.random.default_rng([EVAL_SEED, 15, seed])
     style = render.Style(font=EVAL_FONTS[seed % len(EVAL_FONTS)], cell_px=420.0 / (n + 1.4), margin=0.7,

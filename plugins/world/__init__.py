@@ -6,11 +6,12 @@ from .bridges import PathToWaypoints, cells_to_waypoints, path_to_waypoints
 from .mpc import MPCPlanner, RecedingHorizon, parse_mpc_task, physics_state
 from .physics import ArmParams, Flight, arm_rollout, arm_step, arm_tip, drag_per_mass, point_mass_rollout, simulate_throw
 from .plugin import WorldPlanner
+from .pointmaze import PointMaze, track_path
 from .tasks import ReachTask, ThrowTask, TrackTask, parse_task
 from .throw import ThrowSolution, solve_throws
 
 __all__ = [
-    "ArmParams", "Flight", "MPCPlanner", "RecedingHorizon", "parse_mpc_task", "physics_state", "PathToWaypoints", "ReachTask", "ThrowSolution", "ThrowTask", "TrackTask", "WorldPlanner",
+    "ArmParams", "Flight", "MPCPlanner", "RecedingHorizon", "parse_mpc_task", "physics_state", "PathToWaypoints", "PointMaze", "ReachTask", "ThrowSolution", "ThrowTask", "TrackTask", "WorldPlanner",
     "arm_rollout", "arm_step", "arm_tip", "cells_to_waypoints", "drag_per_mass", "parse_task", "path_to_waypoints",
-    "point_mass_rollout", "simulate_throw", "solve_throws",
+    "point_mass_rollout", "simulate_throw", "solve_throws", "track_path",
 ]

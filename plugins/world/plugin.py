@@ -17,7 +17,7 @@ import torch
 
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
-from . import control, throw
+from . import control, pointmaze, scene, throw
 from .tasks import ReachTask, ThrowTask, parse_task
 
 
@@ -67,6 +67,17 @@ class WorldPlanner(IRPPlugin):
         """An arm reach for the conformance kit."""
         return {"task": "reach", "target": [0.12, 0.08], "horizon": 20}, {"seed": 0}
 
+    #: The stone-throw scene (``sage demo throw``); demos reach these through the registry.
+    render_throw_scene = staticmethod(scene.render_throw_scene)
+    replay_throw = staticmethod(scene.replay_throw)
+    plan_in_world = staticmethod(scene.plan_in_world)
+    plot_throw = staticmethod(scene.plot_throw)
+    #: The maze robot (``sage demo robot``): gymnasium-robotics' PointMaze from a maze, driven.
+    drive_maze = staticmethod(pointmaze.drive_maze)
+    plot_maze_run = staticmethod(pointmaze.plot_run)
+    save_maze_gif = staticmethod(pointmaze.save_run_gif)
+    maze_success_radius = pointmaze.SUCCESS_RADIUS
+
     # -- the contract ------------------------------------------------------------------------
 
     def init_state(self, x0: Any, ctx: Mapping[str, Any]) -> IRPState:
@@ -75,7 +86,7 @@ class WorldPlanner(IRPPlugin):
         meta = {"task": spec, "seed": int(ctx.get("seed", 0))}
         if isinstance(task, ThrowTask):
             batch = throw.ThrowBatch.of([task])
-            return IRPState(x=_throw_plan(throw.start(batch), task.target[0]), meta={**meta, "stuck": False})
+            return IRPState(x=_throw_plan(throw.start(batch), task), meta={**meta, "stuck": False})
         u = torch.zeros(control.horizon(task), 2, dtype=torch.float64)
         out, grad = control.outcome_and_gradient(task, u)
         x = _control_plan(u, torch.zeros_like(u), torch.zeros_like(u), grad, out)
@@ -89,7 +100,7 @@ class WorldPlanner(IRPPlugin):
         if isinstance(task, ThrowTask):
             batch = throw.ThrowBatch.of([task])
             it = throw.advance(batch, _throw_iterate(state.x))
-            x = _throw_plan(it, task.target[0])
+            x = _throw_plan(it, task)
             return IRPState(x=x, step=state.step + 1, energy=float(x["cost"]),
                             meta={**state.meta, "stuck": bool(it.stuck[0])})
         x = state.x
@@ -110,7 +121,7 @@ class WorldPlanner(IRPPlugin):
             clipped = throw.project(batch, action[None])[0]
             if torch.equal(clipped, action):
                 return state
-            return state.evolve(x=_throw_plan(throw.start(batch, clipped[None]), task.target[0]))
+            return state.evolve(x=_throw_plan(throw.start(batch, clipped[None]), task))
         clipped = action.clamp(-1.0, 1.0)
         if torch.equal(clipped, action):
             return state
@@ -154,11 +165,12 @@ _PLACEHOLDER: dict[Any, dict[str, Any]] = {
 }
 
 
-def _throw_plan(it: throw.ThrowIterate, target_x: float) -> dict[str, torch.Tensor]:
-    """The plan dict of a one-row throw iterate aimed at ``target_x``."""
-    miss = it.landing[0, 0] - target_x
+def _throw_plan(it: throw.ThrowIterate, task: ThrowTask) -> dict[str, torch.Tensor]:
+    """The plan dict of a one-row throw iterate aimed at ``task``'s target, with its azimuth (rad)."""
+    miss = it.landing[0, 0] - task.target[0]
     return {"action": it.action[0], "trajectory": it.trajectory[0], "landing": it.landing[0],
-            "jacobian": it.jacobian[0], "damping": it.damping[0], "error": miss.abs(), "cost": miss * miss}
+            "jacobian": it.jacobian[0], "damping": it.damping[0], "error": miss.abs(), "cost": miss * miss,
+            "azimuth": torch.tensor(task.azimuth, dtype=torch.float64)}
 
 
 def _throw_iterate(x: Mapping[str, torch.Tensor]) -> throw.ThrowIterate:

@@ -53,7 +53,8 @@ def int_field(task: Mapping[str, Any], key: str, default: int, low: int, high: i
 
 @attrs.frozen
 class ThrowTask:
-    """Throw a body so its ``bounces + 1``-th ground contact lands on ``target`` (x, 0)."""
+    """Throw a body so its ``bounces + 1``-th ground contact lands on ``target`` (x, 0), thrown
+    along ``azimuth`` (rad, from the world x axis toward y; set by a 3-D ground target)."""
 
     target: tuple[float, float]
     mass: float = 0.15
@@ -66,6 +67,7 @@ class ThrowTask:
     friction: float = 0.3
     bounces: int = 0
     tolerance: float = 0.05
+    azimuth: float = 0.0
     kind = "throw"
 
 
@@ -100,8 +102,24 @@ class TrackTask:
 Task = ThrowTask | ReachTask | TrackTask
 
 
+def _ground_target(value: Any) -> tuple[tuple[float, float], float]:
+    """A throw's target: [x, 0.0] in the throw plane, or a world-frame ground point [x, y, 0.0]
+    (z up) as (distance, 0.0) along the azimuth atan2(y, x)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 3:
+        return _point(value, "target"), 0.0
+    try:
+        x, y, z = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"world task: 'target' must be [x, 0.0] or a ground point [x, y, 0.0] in metres, got {value!r}") from None
+    if not all(math.isfinite(v) for v in (x, y, z)):
+        raise ValueError(f"world task: 'target' must be finite, got {value!r}")
+    if z != 0.0:
+        raise ValueError(f"world task: a throw's 3-D 'target' must lie on the ground [x, y, 0.0], got {list(value)}")
+    return (math.hypot(x, y), 0.0), math.atan2(y, x)
+
+
 def _throw(t: Mapping[str, Any]) -> ThrowTask:
-    target = _point(t["target"], "target") if "target" in t else number_field(t, "target")
+    target, azimuth = _ground_target(t["target"])
     if target[1] != 0.0:
         raise ValueError(f"world task: a throw's 'target' must lie on the ground [x, 0.0], got {list(target)}")
     angle = None if t.get("angle") is None else number_field(t, "angle", low=0.0, high=90.0, strict_low=True)
@@ -113,7 +131,7 @@ def _throw(t: Mapping[str, Any]) -> ThrowTask:
         max_speed=number_field(t, "max_speed", 30.0, low=0.0, strict_low=True), angle=angle,
         height=number_field(t, "height", 0.0, low=0.0), restitution=number_field(t, "restitution", 0.5, low=0.0, high=1.0),
         friction=number_field(t, "friction", 0.3, low=0.0), bounces=int_field(t, "bounces", 0, 0, 5),
-        tolerance=number_field(t, "tolerance", 0.05, low=0.0, strict_low=True))
+        tolerance=number_field(t, "tolerance", 0.05, low=0.0, strict_low=True), azimuth=azimuth)
 
 
 def _reach(t: Mapping[str, Any]) -> ReachTask:
