@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from plugins.puzzles.claims import CheckResult, check_explanation
+from plugins.puzzles.explain import REASONS
 
 from .corpus import encoder_inputs
 from .grammar import candidates, n_semantics, project
 from .model import Explainer
-from .vocab import BOS_ID, MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, render
+from .vocab import BOS_ID, MASK_ID, MAX_KEY, PAD_ID, SEP_ID, SLOT_LEN, render
 
 _NEVER = (MASK_ID, BOS_ID, SEP_ID)
 
@@ -170,6 +171,7 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
     tokens, conf = initial_tokens(cells)
     choice = torch.full(cells.shape, -1, dtype=torch.long)
     banned = torch.zeros((*cells.shape, n_semantics(n)), dtype=torch.bool) if guided else None
+    digits = slot_digits(solutions, cells)
     n_valid = (cells >= 0).sum(1) * SLOT_LEN
     used = np.full(len(grids), iters)
     judged: list[Judged] = []
@@ -182,7 +184,7 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
             rejected = None
             if guided:
                 rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None]
-                ban(banned, rejected, choice)
+                ban(banned, rejected, choice, digits)
             count = torch.where(active, schedule(n_valid, it, iters), torch.zeros_like(n_valid))
             tokens = remask(tokens, conf, cells, count, rejected)
         rows = torch.tensor([not it or j.energy >= 1 for j in (judged or [None] * len(grids))])
@@ -198,7 +200,28 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
     return best, tokens, used
 
 
-def ban(banned: torch.Tensor, rejected: torch.Tensor, choice: torch.Tensor) -> None:
-    """Mark the current claim (key, digit, reason) of every rejected slot as banned, in place."""
+def slot_digits(solutions: np.ndarray, cells: torch.Tensor) -> torch.Tensor:
+    """(B, S) the solution's digit of each slot's cell (0 for padding slots)."""
+    sol = torch.as_tensor(np.asarray(solutions).reshape(len(cells), -1), dtype=torch.long)
+    return torch.where(cells >= 0, sol.gather(1, cells.clamp(min=0)), torch.zeros_like(cells))
+
+
+def ban(banned: torch.Tensor, rejected: torch.Tensor, choice: torch.Tensor, digits: torch.Tensor) -> None:
+    """Ban, in place, what the checker's rejection of each slot's claim (key, digit, reason) rules
+    out: a wrong digit under every key and reason; a right digit whose reason did not hold, that
+    reason under this key and every earlier one (a single that fails at a point of the text fails
+    before it too: placements only remove candidates). ``digits``: :func:`slot_digits`."""
     b, s = torch.nonzero(rejected & (choice >= 0), as_tuple=True)
-    banned[b, s, choice[b, s]] = True
+    if not len(b):
+        return
+    n_reasons = len(REASONS)
+    n = banned.shape[-1] // (MAX_KEY * n_reasons)
+    view = banned.view(*banned.shape[:2], MAX_KEY, n, n_reasons)
+    c = choice[b, s]
+    key, digit, reason = c // (n * n_reasons), (c % (n * n_reasons)) // n_reasons, c % n_reasons
+    for bi, si, k, d, r, right in zip(b.tolist(), s.tolist(), key.tolist(), digit.tolist(), reason.tolist(),
+                                      (digit + 1 == digits[b, s]).tolist()):
+        if right:
+            view[bi, si, :k + 1, d, r] = True
+        else:
+            view[bi, si, :, d, :] = True

@@ -37,7 +37,7 @@ from plugins.puzzles.explain import check_solved, maze_text, path_cells
 
 from .checkpoint import DEFAULT, load_model
 from .corpus import encoder_inputs
-from .decode import ban, blank_cells, initial_tokens, judge, predict, remask, schedule
+from .decode import ban, blank_cells, initial_tokens, judge, predict, remask, schedule, slot_digits
 from .grammar import n_semantics
 from .plan import check_plan, plan_figures, plan_text
 from .summary import summarize
@@ -136,7 +136,7 @@ class LanguageExplainer(IRPPlugin):
             count = schedule((cells >= 0).sum(1) * SLOT_LEN, state.step, m["max_steps"])
             rejected = torch.as_tensor(x["rejected"])[None] if m["guided"] else None
             if rejected is not None:
-                ban(banned, rejected, choice)
+                ban(banned, rejected, choice, slot_digits(x["solution"][None], cells))
             tokens = remask(tokens, conf, cells, count, rejected)
         enc = encoder_inputs(x["puzzle"][None], x["solution"][None])
         with torch.no_grad():

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugins.language.corpus import ar_batch, generate, nat_batch
-from plugins.language.decode import blank_cells, initial_tokens, remask, schedule
+from plugins.language.decode import ban, blank_cells, initial_tokens, remask, schedule, slot_digits
+from plugins.language.grammar import n_semantics
 from plugins.language.plan import check_plan, plan_text
 from plugins.language.plugin import LanguageExplainer, parse_input
-from plugins.language.vocab import MASK_ID, PAD_ID, SEP_ID, SLOT_LEN, TOKENS, render
+from plugins.language.vocab import MASK_ID, MAX_KEY, PAD_ID, SEP_ID, SLOT_LEN, TOKENS, render
 from plugins.puzzles import maze, sudoku
 from plugins.puzzles.claims import check_explanation
-from plugins.puzzles.explain import path_cells
+from plugins.puzzles.explain import REASONS, path_cells
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +137,20 @@ def test_plan_text_is_checked() -> None:
     plugin = LanguageExplainer()
     s = plugin.step(plugin.init_state(plan, {}))
     assert s.energy == 0.0 and plugin.output(s) == text
+
+
+def test_ban_follows_the_checkers_diagnosis() -> None:
+    """A wrong digit is banned under every key and reason; a right digit whose reason failed is
+    banned for that reason at its key and every earlier key only (singles are monotone)."""
+    n, R = 4, len(REASONS)
+    cells = torch.tensor([[0, 5, -1]])
+    digits = slot_digits(np.array([[1, 2, 3, 4, 3, 4, 1, 2, 2, 1, 4, 3, 4, 3, 2, 1]]), cells)
+    assert digits.tolist() == [[1, 4, 0]]
+    sem = lambda key, d, r: key * n * R + (d - 1) * R + r  # noqa: E731  (grammar.candidates' layout)
+    banned = torch.zeros((1, 3, n_semantics(n)), dtype=torch.bool)
+    choice = torch.tensor([[sem(2, 3, 0), sem(3, 4, 1), -1]])  # slot 0: digit 3, wrong; slot 1: digit 4, right
+    ban(banned, torch.tensor([[True, True, True]]), choice, digits)
+    view = banned.view(1, 3, MAX_KEY, n, R)
+    assert view[0, 0, :, 2, :].all() and view[0, 0].sum() == MAX_KEY * R  # digit 3 everywhere, nothing else
+    assert view[0, 1, :4, 3, 1].all() and view[0, 1].sum() == 4  # reason 1 of digit 4 at keys 1..4 only
+    assert not view[0, 2].any()  # a padding slot with no choice
