@@ -27,8 +27,10 @@ from .train import RECIPES, RUN_SUMMARY, TrainArgs, generate_mixture
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--run", required=True)
+    ap.add_argument("--run", default=None, help="the training run to ship (required unless --slices-only)")
     ap.add_argument("--name", required=True)
+    ap.add_argument("--slices-only", action="store_true",
+                    help="measure the shipped checkpoint NAME on the input slices and add them to its card, nothing else")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--which", choices=["best", "last"], default="best",
                     help="RUN/best (highest validation exact) or RUN/last")
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
                          "HRM paper's inference-time scaling, with no retraining")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if a.slices_only:
+        add_slices(a.name, a.slice_n)
+        return
+    if a.run is None:
+        ap.error("--run is required (or --slices-only)")
     run = Path(a.run)
     state = load_train_state(run)  # before any slow work: a wrong --run fails at once
     if state is not None:
@@ -191,6 +198,22 @@ INPUT_SLICES: dict[str, list[dict]] = {
     "sudoku6": [{"blanks": (27, 30)}],
     "maze11": [{"sg_distance": b} for b in ((1, 2), (3, 5), (6, 10), (11, 20), (21, 10**6))],
 }
+
+
+def add_slices(name: str, n: int) -> None:
+    """Measure the shipped checkpoint ``name`` on its task's input slices (n puzzles each) and put
+    the section into its card, before ``## Training`` (replacing an earlier one)."""
+    card = CHECKPOINT_DIR / name / "card.md"
+    task = load_pretrained(CHECKPOINT_DIR / name).cfg.task
+    slices = [run_eval(task, checkpoint=str(CHECKPOINT_DIR / name), n=n, **kw) for kw in INPUT_SLICES.get(task, [])]
+    text = card.read_text()
+    head, sep, rest = text.partition("## Every input (slices)")
+    if sep:  # an earlier section: drop it up to the next heading
+        rest = rest[rest.index("\n## "):] if "\n## " in rest else ""
+        text = head.rstrip("\n") + "\n\n" + rest.lstrip("\n")
+    before, mark, after = text.partition("## Training")
+    card.write_text(before + "\n".join(slice_lines(task, name, slices)) + "\n" + mark + after)
+    print(f"{card}: {len(slices)} slices added")
 
 
 def slice_lines(task: str, name: str, slices: list[dict]) -> list[str]:

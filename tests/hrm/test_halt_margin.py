@@ -14,9 +14,10 @@ from hypothesis.extra import numpy as hnp
 
 from plugins.hrm import checkpoint as ckpt
 from plugins.hrm import ship
-from plugins.hrm.evaluate import act_segments, evaluate_bare, tune_halt_margin
+from plugins.hrm.evaluate import act_segments, evaluate_bare, slice_distribution, tune_halt_margin
 from plugins.hrm.plugin import HRMReasoner
 from plugins.hrm.tasks import get_task
+from plugins.hrm.train import generate_mixture
 
 from .test_model import _train, tiny
 
@@ -76,17 +77,22 @@ def test_ship_auto_margin_and_segment_ceiling_go_to_config_and_card(tmp_path, mo
     _train(tmp_path / "run", 4)  # trained with max_segments 3
     monkeypatch.setattr(ship, "CHECKPOINT_DIR", tmp_path / "shipped")
     ship.main(["--run", str(tmp_path / "run"), "--name", "tiny4", "--n", "16", "--halt-margin", "auto",
-               "--max-segments", "5"])
+               "--max-segments", "5", "--slice-n", "8"])
     shipped = ckpt.load_pretrained(tmp_path / "shipped" / "tiny4")
     trained = ckpt.load_pretrained(tmp_path / "run" / "best")
     assert (trained.cfg.max_segments, shipped.cfg.max_segments) == (3, 5)
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in shipped.state_dict().items())  # same weights
     task = get_task("sudoku4")
     trained.cfg = attrs.evolve(trained.cfg, max_segments=5)  # the margin is searched under the new ceiling
-    expect, _ = tune_halt_margin(trained, task, task.generate(16, 9002, "test")[0])
+    dists = [None, *(slice_distribution(task, **kw) for kw in ship.INPUT_SLICES["sudoku4"])]  # own set + slices
+    expect, _ = tune_halt_margin(trained, task, generate_mixture(task, 16, 9002, "test", dists)[0])
     assert shipped.cfg.halt_margin == expect
     card = (tmp_path / "shipped" / "tiny4" / "card.md").read_text()
     assert f"halts when q_halt - q_continue > {expect:g}" in card
     assert "--max-segments 5 --halt-margin auto" in card and "up to 5 ACT segments; training ran up to 3" in card
     meta = json.loads(ckpt.read_metadata(tmp_path / "shipped" / "tiny4" / "model.safetensors")["extra"])
     assert meta["eval_n"] == 16
+    ship.main(["--name", "tiny4", "--slices-only", "--slice-n", "4"])  # re-measured: the section is replaced
+    card = (tmp_path / "shipped" / "tiny4" / "card.md").read_text()
+    assert card.count("## Every input (slices)") == 1 and "--blanks LO-HI --n 4`" in card
+    assert card.index("## Every input (slices)") < card.index("## Training")
