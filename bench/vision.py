@@ -10,6 +10,7 @@ through the HRM (vision -> hrm through the plugin registry, with the HRM's compl
 
     .venv/bin/python bench/vision.py                 # 200 images per level and case
     .venv/bin/python bench/vision.py --n 50 --level mild --solve
+    .venv/bin/python bench/vision.py --checkpoint runs/vision3/model.safetensors   # a candidate model
 """
 
 from __future__ import annotations
@@ -73,13 +74,14 @@ def main() -> None:
     ap.add_argument("--tesseract-n", type=int, default=10, help="images per Sudoku case for Tesseract (0 = skip)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (2 = this machine's cores)")
     ap.add_argument("--solve", action="store_true", help="also solve mild 6x6 images end to end through the HRM")
+    ap.add_argument("--checkpoint", default=None, help="a cell model .safetensors (default: the shipped one)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     levels = args.level or ["clean", "mild", "hard"]
     print(f"vision bench: {args.n} held-out images per level and case, torch threads {args.threads}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    results = evaluate(levels, CASES, n=args.n)
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, model {args.checkpoint or 'shipped'}")
+    results = evaluate(levels, CASES, n=args.n, checkpoint=args.checkpoint)
     have_tesseract = shutil.which("tesseract") is not None and args.tesseract_n > 0
     tess: dict[str, dict[str, float]] = {}
     if have_tesseract:
@@ -100,10 +102,11 @@ def main() -> None:
     if have_tesseract:
         print(f"* Tesseract read the first {args.tesseract_n} images of each Sudoku case (same cell crops)")
     else:
-        print("Tesseract column skipped: `tesseract` is not installed (apt-get install tesseract-ocr)")
+        why = "--tesseract-n 0" if args.tesseract_n <= 0 else "`tesseract` is not installed (apt-get install tesseract-ocr)"
+        print(f"Tesseract column skipped: {why}")
     out = {"reading": results, "tesseract": tess}
     if args.solve:
-        out["solve"] = s = solve_end_to_end(n=args.n)
+        out["solve"] = s = solve_end_to_end(n=args.n, checkpoint=args.checkpoint)
         print(f"end to end, mild 6x6 through the HRM: {s['solved']:.1%} solved of {s['n']} "
               f"({s['fed_back']} fed back), {s['ms_per_grid']:.0f} ms per image")
     if args.json:

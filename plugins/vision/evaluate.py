@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from plugins.puzzles import sudoku
+from plugins.puzzles import maze, sudoku
 
 from . import data
 from .feedback import sudoku_conflicts
@@ -35,7 +35,11 @@ def solver_conflicts(grid: Any) -> np.ndarray | None:
 
 
 def _classes(reading: Any, kind: str) -> np.ndarray:
-    return data.labels(reading, kind)
+    """Flat classes of a reading; a maze reading need not be a valid maze (a misread S or G is a
+    misread, not an image the reader failed to locate)."""
+    if kind == "sudoku":
+        return data.labels(reading, kind)
+    return np.array([maze.CHARS[ch] + MAZE_BASE for row in reading for ch in row], dtype=np.int64)
 
 
 def read_stages(reader: VisionReader, image: np.ndarray

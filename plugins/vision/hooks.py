@@ -41,8 +41,8 @@ def sage_register_tools(register: Any) -> None:
 @click.command("vision")
 @click.option("--out", default="runs/vision", show_default=True, help="run folder (resumes if present)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--grids", "n_grids", type=int, default=None, help="rendered training images [4500]")
-@click.option("--epochs", type=int, default=None, help="[4]")
+@click.option("--grids", "n_grids", type=int, default=None, help="rendered training images [10000]")
+@click.option("--epochs", type=int, default=None, help="training epochs [11]")
 @click.option("--minutes", type=float, default=None, help="CPU-time limit, rendering included [30]")
 @click.option("--workers", type=int, default=1, show_default=True, help="processes rendering the images (same cells)")
 def train_vision(out: str, seed: int, n_grids: int | None, epochs: int | None, minutes: float | None, workers: int) -> None:

@@ -4,7 +4,8 @@ Work happens on a copy at most :data:`WORK_SIDE` pixels a side (block means: ant
 less noisy). Ink is measured as *darkness* against a local paper estimate, so uneven lighting
 cancels out. The grid's outer quadrilateral is spanned by the extreme ink pixels along the two
 diagonals (a square turned by up to +-15 degrees and tilted by a perspective keeps its corners
-extreme there); the kind (Sudoku or maze) comes from the share of ink, the size from the grid
+extreme there), counting only ink with ink around it (a speck of noise near the image's edge
+would pull a corner off the grid); the kind (Sudoku or maze) comes from the share of ink, the size from the grid
 lines (Sudoku) or the wall pattern (maze).
 """
 
@@ -25,6 +26,9 @@ CELL = 24  #: cells are read as CELL x CELL darkness patches
 OVERVIEW = 360  #: samples across the grid when looking for its lines
 ALONG = 40  #: samples along each line
 INK = 0.35  #: darkness above which a pixel is ink
+SUPPORT_RADIUS = 3  #: an ink pixel spans the outline only with SUPPORT ink pixels in its 7 x 7 square
+SUPPORT = 10
+LINE_SHARE = 0.3  #: a grid's weakest inner line is at least this share of the strongest grid's
 SOLID = 0.3  #: share of solid ink inside a grid above which it is a maze
 SUDOKU_SIZES = tuple(sorted(sudoku.BOXES))
 MAZE_SIZES = tuple(range(5, 42, 2))
@@ -96,11 +100,23 @@ def _box3(a: np.ndarray) -> np.ndarray:
     return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / np.float32(9.0)
 
 
-def find_corners(dark: np.ndarray) -> np.ndarray:
-    """The grid's outer corners (TL, TR, BR, BL; x, y) from the extreme ink pixels."""
-    ink = _box3(dark) > INK  # noise averages out; the border is at least 2 px thick
+def _supported(ink: np.ndarray, r: int = SUPPORT_RADIUS, least: int = SUPPORT) -> np.ndarray:
+    """The ink pixels with at least ``least`` ink pixels in their (2r + 1) square (separable
+    sums of shifted slices; uint8 holds up to 255): a grid's border and lines keep theirs,
+    specks of noise and stray marks do not."""
+    h, w = ink.shape
+    p = np.pad(ink.astype(np.uint8), r)
+    rows = sum(p[i:i + h] for i in range(2 * r + 1))
+    count = sum(rows[:, j:j + w] for j in range(2 * r + 1))
+    return ink & (count >= least)
+
+
+def find_corners(smooth: np.ndarray) -> np.ndarray:
+    """The grid's outer corners (TL, TR, BR, BL; x, y) from the extreme supported ink pixels of
+    the 3 x 3-smoothed darkness (noise averages out; the border is at least 2 px thick)."""
+    ink = _supported(smooth > INK)
     ys, xs = np.nonzero(ink)
-    h, w = dark.shape
+    h, w = smooth.shape
     if len(xs) < 0.01 * h * w:
         raise ImageError("no grid found: the image has almost no ink")
     if len(xs) > 0.9 * h * w:
@@ -155,25 +171,25 @@ def line_strengths(dark: np.ndarray, corners: np.ndarray, sizes: range = range(2
     return worst
 
 
-def solid_share(dark: np.ndarray, corners: np.ndarray) -> float:
-    """Share of the grid's inner 80 % that is solid ink (dark after 3 x 3 smoothing)."""
+def solid_share(smooth: np.ndarray, corners: np.ndarray) -> float:
+    """Share of the grid's inner 80 % that is solid ink (dark in the 3 x 3-smoothed darkness)."""
     t = 0.1 + 0.8 * (np.arange(90) + 0.5) / 90
-    return float((sample(_box3(dark), corners, np.stack(np.meshgrid(t, t), -1)) > 0.6).mean())
+    return float((sample(smooth, corners, np.stack(np.meshgrid(t, t), -1)) > 0.6).mean())
 
 
 def sudoku_size(strengths: dict[int, float]) -> int:
-    """The largest n whose inner lines are all drawn (at least half as surely as the best n's)."""
+    """The largest n whose inner lines are all drawn (at least :data:`LINE_SHARE` as surely as the
+    best n's: thin cell lines under noise and blur are much fainter than thick box lines)."""
     ref = max(strengths.values())
     if ref < INK:
         raise ImageError("no grid found: no grid lines inside the outline")
-    return max(n for n, s in strengths.items() if s >= 0.5 * ref)
+    return max(n for n, s in strengths.items() if s >= LINE_SHARE * ref)
 
 
-def maze_size(dark: np.ndarray, corners: np.ndarray) -> int:
+def maze_size(smooth: np.ndarray, corners: np.ndarray) -> int:
     """The odd size whose cells are most cleanly all-wall or all-open and whose lattice cells
     (even row and column) are walls while the cell centres (odd, odd) are open."""
     best, best_score = 0, -np.inf
-    smooth = _box3(dark)
     for n in MAZE_SIZES:
         d = sample(smooth, corners, _grid_uv(n))
         mixed = np.minimum(d, 1 - d).mean()
@@ -187,13 +203,14 @@ def locate(gray: np.ndarray, kind: str | None = None, size: int | None = None) -
     """Find the grid in a grayscale image (float in [0, 1]); ``kind`` / ``size`` override detection."""
     small, scale = _shrink(gray)
     dark = darkness(small)
-    corners = find_corners(dark)
+    smooth = _box3(dark)
+    corners = find_corners(smooth)
     if kind is None:  # walls fill 38-50 % of a maze; lines and digits 2-23 % of a Sudoku
-        kind = "maze" if solid_share(dark, corners) >= SOLID else "sudoku"
+        kind = "maze" if solid_share(smooth, corners) >= SOLID else "sudoku"
     if kind not in ("sudoku", "maze"):
         raise ValueError(f"kind must be 'sudoku' or 'maze', got {kind!r}")
     if size is None:
-        size = sudoku_size(line_strengths(dark, corners)) if kind == "sudoku" else maze_size(dark, corners)
+        size = sudoku_size(line_strengths(dark, corners)) if kind == "sudoku" else maze_size(smooth, corners)
     if kind == "sudoku" and size not in SUDOKU_SIZES:
         raise ImageError(f"grid of unsupported size: found {size} x {size} cells; Sudoku sizes are {SUDOKU_SIZES}")
     if kind == "maze" and (size % 2 == 0 or size < 5):

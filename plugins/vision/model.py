@@ -24,12 +24,15 @@ MAX_CHECKPOINT_BYTES = 2 * 1024 * 1024
 
 @attrs.frozen
 class CellConfig:
-    """Layer widths of :class:`CellNet`."""
+    """Layer widths and kinds of :class:`CellNet` (the defaults are the first shipped model's:
+    a checkpoint's metadata names only what it sets)."""
 
     channels: tuple[int, int, int] = attrs.field(default=(8, 16, 32), converter=tuple)
     hidden: int = 64
     style: int = 8
-    decoder: int = 24
+    decoder: int = 24  #: channels of the transposed-conv decoder, or hidden units of the MLP one
+    downsample: str = attrs.field(default="pool", validator=attrs.validators.in_(("pool", "stride")))
+    decoder_kind: str = attrs.field(default="deconv", validator=attrs.validators.in_(("deconv", "mlp")))
 
 
 def allowed(kind: str, size: int) -> torch.Tensor:
@@ -53,26 +56,42 @@ class _Pool2(nn.Module):
         return x.view(b, c, h // 2, 2, w // 2, 2).amax(dim=(3, 5))
 
 
+def _encoder(cfg: CellConfig) -> nn.Sequential:
+    """CELL x CELL -> ``hidden`` features: three 3 x 3 convs, halving the side twice, by 2 x 2
+    max pooling after the first two (``pool``) or by the second and third conv's stride
+    (``stride``: no pooling pass, a quarter of the work in those convs)."""
+    c1, c2, c3 = cfg.channels
+    if cfg.downsample == "pool":
+        convs: list[nn.Module] = [nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), _Pool2(),
+                                  nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), _Pool2(),
+                                  nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU()]
+    else:
+        convs = [nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
+                 nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU(),
+                 nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ReLU()]
+    return nn.Sequential(*convs, nn.Flatten(), nn.Linear(c3 * (CELL // 4) ** 2, cfg.hidden), nn.ReLU())
+
+
 class CellNet(nn.Module):
-    """Encoder to (logits, style) and class-conditional decoder, for CELL x CELL darkness patches."""
+    """Encoder to (logits, style) and class-conditional decoder, for CELL x CELL darkness patches.
+    The decoder is two transposed convs (``deconv``) or a one-hidden-layer MLP (``mlp``: a few
+    matrix products, much faster on a CPU for the handful of cells refinement touches)."""
 
     def __init__(self, cfg: CellConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or CellConfig()
-        c1, c2, c3 = cfg.channels
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), _Pool2(),
-            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), _Pool2(),
-            nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(c3 * (CELL // 4) ** 2, cfg.hidden), nn.ReLU(),
-        )
+        self.encoder = _encoder(cfg)
         self.head = nn.Linear(cfg.hidden, N_CLASSES + cfg.style)
         d = cfg.decoder
-        self.expand = nn.Linear(N_CLASSES + cfg.style, d * (CELL // 4) ** 2)
-        self.decoder = nn.Sequential(
-            nn.ReLU(), nn.ConvTranspose2d(d, d // 2, 4, stride=2, padding=1),
-            nn.ReLU(), nn.ConvTranspose2d(d // 2, 1, 4, stride=2, padding=1),
-        )
+        if cfg.decoder_kind == "mlp":
+            self.expand = nn.Linear(N_CLASSES + cfg.style, d)
+            self.decoder = nn.Sequential(nn.ReLU(), nn.Linear(d, CELL * CELL))
+        else:
+            self.expand = nn.Linear(N_CLASSES + cfg.style, d * (CELL // 4) ** 2)
+            self.decoder = nn.Sequential(
+                nn.ReLU(), nn.ConvTranspose2d(d, d // 2, 4, stride=2, padding=1),
+                nn.ReLU(), nn.ConvTranspose2d(d // 2, 1, 4, stride=2, padding=1),
+            )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B, N_CLASSES), style (B, style)) of cells (B, CELL, CELL)."""
@@ -81,9 +100,10 @@ class CellNet(nn.Module):
 
     def decode(self, probs: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Cells (B, CELL, CELL) rendered from class probabilities and style."""
-        d = self.cfg.decoder
-        h = self.expand(torch.cat([probs, style], dim=1)).view(-1, d, CELL // 4, CELL // 4)
-        return torch.sigmoid(self.decoder(h)).squeeze(1)
+        h = self.expand(torch.cat([probs, style], dim=1))
+        if self.cfg.decoder_kind == "deconv":
+            h = h.view(-1, self.cfg.decoder, CELL // 4, CELL // 4)
+        return torch.sigmoid(self.decoder(h)).view(-1, CELL, CELL)
 
 
 def save(model: CellNet, path: str | Path, info: dict[str, Any]) -> None:

@@ -34,15 +34,19 @@ class TrainArgs:
 
     out: str
     seed: int = 0
-    n_grids: int = 2400
-    epochs: int = 6
+    n_grids: int = 10000
+    epochs: int = 11
     batch: int = 128
     lr: float = 3e-3
     minutes: float = 30.0  #: CPU-time limit, data generation included
     workers: int = 1  #: processes rendering the training images (the cells do not depend on it)
-    channels: tuple[int, int, int] = (8, 16, 32)
-    hidden: int = 64
-    augment: str = "affine"  #: "light" (contrast, shift, noise) or "affine" (also zoom, shear, turn, stroke width)
+    channels: tuple[int, int, int] = (16, 32, 64)
+    hidden: int = 128
+    downsample: str = "stride"  #: "pool" or "stride" (see :class:`~plugins.vision.model.CellConfig`)
+    decoder_kind: str = "mlp"  #: "deconv" or "mlp"
+    decoder: int = 128
+    augment: str = "font"  #: "light" (contrast, shift, noise), "affine" (also zoom, shear, turn, stroke
+    #: width) or "font" (wider affine maps, aspect, blur and coarse sampling too)
 
 
 def allowed_masks(y: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
@@ -52,16 +56,17 @@ def allowed_masks(y: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
     return torch.where(maze, idx >= MAZE_BASE, idx <= sizes.unsqueeze(1))
 
 
-def losses(model: CellNet, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
-           gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Classification, reconstruction (true class), contrast (another allowed class must
-    reconstruct worse by MARGIN) and style prior terms for a batch."""
+def losses(model: CellNet, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Classification, reconstruction (true class), contrast (the allowed class the encoder
+    ranks highest after the true one must reconstruct worse by MARGIN: the decoder learns to
+    tell apart what the encoder confuses, which is what refinement's reconstruction term has to
+    judge) and style prior terms for a batch."""
     logits, style = model.encode(x)
     logits = logits.masked_fill(~mask, -1e4)
     ce = F.cross_entropy(logits, y)
     onehot = F.one_hot(y, N_CLASSES).float()
     recon = ((model.decode(onehot, style) - x) ** 2).mean(dim=(1, 2))
-    other = torch.multinomial((mask & ~onehot.bool()).float() + 1e-9, 1, generator=gen).squeeze(1)
+    other = logits.detach().masked_fill(onehot.bool(), -1e9).argmax(1)
     wrong = ((model.decode(F.one_hot(other, N_CLASSES).float(), style) - x) ** 2).mean(dim=(1, 2))
     return {"ce": ce, "recon": recon.mean(), "contrast": F.relu(MARGIN + recon - wrong).mean(),
             "prior": STYLE_PRIOR * (style ** 2).sum(1).mean(), "acc": (logits.argmax(1) == y).float().mean()}
@@ -95,7 +100,32 @@ def _affine(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return _light(torch.where(w < 0.2, thick, torch.where(w > 0.8, 0.5 * (x + thin), x)).squeeze(1), gen)
 
 
-AUGMENT = {"light": _light, "affine": _affine}
+def _font(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per cell: a wider random affine map than :func:`_affine` (zoom 0.7-1.2 with aspect
+    +-15 %, shear +-0.35, turn +-8 degrees, shift +-2 px), thicker or thinner strokes (a fifth
+    each), a blur or a 2x coarser sampling (a sixth each: small glyphs on small images), then
+    :func:`_light`: unseen fonts differ from the training fonts in these ways."""
+    b, h, w = x.shape
+    u = torch.rand(b, 8, generator=gen)
+    zoom, aspect = 0.7 + 0.5 * u[:, 0], 0.85 + 0.3 * u[:, 6]
+    shear, turn = 0.7 * u[:, 1] - 0.35, (u[:, 2] - 0.5) * 0.28
+    cos, sin = torch.cos(turn), torch.sin(turn)
+    theta = torch.stack([torch.stack([cos / (zoom * aspect), -sin / zoom + shear, (u[:, 3] - 0.5) * 0.33], 1),
+                         torch.stack([sin / (zoom * aspect), cos / zoom, (u[:, 4] - 0.5) * 0.33], 1)], 1)
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    x = F.grid_sample(x.unsqueeze(1), grid, align_corners=False)
+    thick = F.max_pool2d(x, 3, stride=1, padding=1)
+    thin = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    s = u[:, 5].view(b, 1, 1, 1)
+    x = torch.where(s < 0.2, thick, torch.where(s > 0.8, 0.5 * (x + thin), x))
+    blurred = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    coarse = F.interpolate(F.avg_pool2d(x, 2), size=(h, w), mode="bilinear", align_corners=False)
+    r = u[:, 7].view(b, 1, 1, 1)
+    x = torch.where(r < 1 / 6, blurred, torch.where(r > 5 / 6, coarse, x))
+    return _light(x.squeeze(1), gen)
+
+
+AUGMENT = {"light": _light, "affine": _affine, "font": _font}
 
 
 class Trainer:
@@ -121,7 +151,8 @@ class Trainer:
         x_all, y_all, s_all, data_cpu = self.data()
         self.log(f"{len(y_all)} training cells ({data_cpu / 60:.1f} CPU-min to render and cut)")
         torch.manual_seed(a.seed)
-        model = CellNet(CellConfig(channels=a.channels, hidden=a.hidden))
+        model = CellNet(CellConfig(channels=a.channels, hidden=a.hidden, decoder=a.decoder,
+                                   downsample=a.downsample, decoder_kind=a.decoder_kind))
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
         state_path = self.dir / "state.safetensors"
         epoch, cpu, history = 0, data_cpu, []
@@ -143,7 +174,7 @@ class Trainer:
                 for g in opt.param_groups:
                     g["lr"] = a.lr * 0.5 * (1 + math.cos(math.pi * step / total))
                 idx = order[k * a.batch:(k + 1) * a.batch]
-                parts = losses(model, AUGMENT[a.augment](x[idx], gen), y[idx], allowed_masks(y[idx], sizes[idx]), gen)
+                parts = losses(model, AUGMENT[a.augment](x[idx], gen), y[idx], allowed_masks(y[idx], sizes[idx]))
                 loss = parts["ce"] + parts["recon"] * 10 + parts["contrast"] * 10 + parts["prior"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

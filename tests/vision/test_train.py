@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.vision.model import MAZE_BASE, CellNet, allowed, load, save
+from plugins.vision.model import MAZE_BASE, CellConfig, CellNet, allowed, load, save
 from plugins.vision.train import AUGMENT, TrainArgs, Trainer, allowed_masks
 
 pytest.importorskip("PIL", reason="rendering training images needs Pillow (the viz extra)")
@@ -50,6 +50,19 @@ def test_tiny_run_trains_resumes_and_ships(tmp_path: Path) -> None:
     _, info2 = load(more)
     assert info2["epochs"] == 2 and len(info2["history"]) == 2
     assert info2["history"][0] == info["history"][0]
+
+
+@pytest.mark.parametrize("cfg", [CellConfig(), CellConfig(channels=(16, 32, 64), hidden=128, decoder=128,
+                                                       downsample="stride", decoder_kind="mlp")])
+def test_both_architectures_encode_decode_and_round_trip(cfg: CellConfig, tmp_path: Path) -> None:
+    model = CellNet(cfg)
+    logits, style = model.encode(torch.rand(5, 24, 24))
+    assert logits.shape == (5, 14) and style.shape == (5, cfg.style)
+    assert model.decode(torch.softmax(logits, 1), style).shape == (5, 24, 24)
+    save(model, tmp_path / "m.safetensors", {})
+    back, _ = load(tmp_path / "m.safetensors")
+    assert back.cfg == cfg
+    assert torch.equal(back.encode(torch.ones(1, 24, 24))[0], model.eval().encode(torch.ones(1, 24, 24))[0])
 
 
 def test_checkpoint_round_trip_and_hostile_files(tmp_path: Path) -> None:
