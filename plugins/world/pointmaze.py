@@ -25,7 +25,7 @@ import numpy as np
 
 from .models import MISSING, require_mujoco
 from .mpc import MPCPlanner, RecedingHorizon, physics_state
-from .render import _pyplot, render_frames, save_gif
+from .render import _pyplot, figure, render_frames, save_gif
 
 #: The env's success radius (gymnasium-robotics ``MazeEnv.compute_terminated``).
 SUCCESS_RADIUS = 0.45
@@ -221,8 +221,7 @@ def plot_run(maze: PointMaze, run: TrackRun, path: str | Path, title: str = "") 
     goal and its 0.45 m success circle (metres, the env's frame)."""
     plt = _pyplot()
     rows = maze.env.maze.maze_map
-    fig, ax = plt.subplots(figsize=(6, 6), dpi=110)
-    try:
+    with figure(path, figsize=(6, 6), dpi=110) as (_, ax):
         for r, row in enumerate(rows):
             for c, wall in enumerate(row):
                 if wall == 1:
@@ -241,12 +240,7 @@ def plot_run(maze: PointMaze, run: TrackRun, path: str | Path, title: str = "") 
         if title:
             ax.set_title(title, fontsize=9)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2, fontsize=8)
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out)
-    finally:
-        plt.close(fig)
-    return out
+    return Path(path)
 
 
 def drive_maze(maze: Sequence[str], path: Sequence[Sequence[int]], seed: int = 0) -> tuple[PointMaze, TrackRun]:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,25 @@ def _pyplot() -> Any:
     return plt
 
 
+@contextlib.contextmanager
+def figure(path: str | Path, *grid: int, **subplots: Any) -> Iterator[tuple[Any, Any]]:
+    """``(fig, axes)`` of ``plt.subplots(*grid, **subplots)``, laid out and written to ``path``
+    as the block ends, and closed whatever happens."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(*grid, **subplots)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(Path(path))
+    finally:
+        plt.close(fig)
+
+
 def plot_trajectories(trajectories: Sequence[Any], path: str | Path, *, targets: Sequence[Any] = (),
                       labels: Sequence[str] | None = None, title: str = "", ground: bool = False) -> Path:
     """Write a PNG of 2-D trajectories (each T x 2, metres) with their targets marked; ``ground``
     draws the y = 0 line of a throw."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    try:
+    with figure(path, figsize=(7, 4.5), dpi=110) as (_, ax):
         for i, trajectory in enumerate(trajectories):
             xy = np.asarray(trajectory, dtype=np.float64).reshape(-1, 2)
             ax.plot(xy[:, 0], xy[:, 1], lw=1.6, label=labels[i] if labels else None)
@@ -50,12 +63,7 @@ def plot_trajectories(trajectories: Sequence[Any], path: str | Path, *, targets:
             ax.set_title(title)
         if labels or len(targets):
             ax.legend(loc="best", fontsize=8)
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out)
-    finally:
-        plt.close(fig)
-    return out
+    return Path(path)
 
 
 def render_frames(model: Any, physics: Sequence[np.ndarray], *, width: int = 320, height: int = 240,

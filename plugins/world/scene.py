@@ -29,7 +29,7 @@ import numpy as np
 
 from .models import require_mujoco
 from .physics import AIR_DENSITY
-from .render import _pyplot, render_frames
+from .render import figure, render_frames
 from .tasks import parse_task
 
 #: The stone and how it is thrown (the world plugin's throw task, without its target).
@@ -181,11 +181,9 @@ def plot_throw(path: str | Path, planned: np.ndarray, flown: np.ndarray, target:
                marker_radius: float, goal: float = 0.10, title: str = "") -> Path:
     """Write a PNG: side view (distance along the throw, height) and top view near the target of
     the planned (torch) and MuJoCo flights (T x 3 world points), the target and the landing."""
-    plt = _pyplot()
     target = np.asarray(target, dtype=np.float64)
     direction = target[:2] / np.linalg.norm(target[:2])
-    fig, (side, top) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, gridspec_kw={"width_ratios": [2.2, 1]})
-    try:
+    with figure(path, 1, 2, figsize=(11, 4.2), dpi=110, gridspec_kw={"width_ratios": [2.2, 1]}) as (fig, (side, top)):
         lines = ((flown, "MuJoCo replay", {"ls": "-", "lw": 3.5, "alpha": 0.5, "color": "C1"},
                   {"ms": 7, "color": "C1"}),
                  (planned, "planned (torch, drag)", {"ls": "--", "lw": 1.4, "color": "C0"},
@@ -218,12 +216,7 @@ def plot_throw(path: str | Path, planned: np.ndarray, flown: np.ndarray, target:
         top.legend(loc="lower left", fontsize=7)
         if title:
             fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        out = Path(path)
-        fig.savefig(out)
-    finally:
-        plt.close(fig)
-    return out
+    return Path(path)
 
 
 def plan_in_world(trajectory: Any, azimuth: float) -> np.ndarray:

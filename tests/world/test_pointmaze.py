@@ -4,6 +4,8 @@ gymnasium-robotics: the map-to-metres frame, the env's success test, wall contac
 import numpy as np
 import pytest
 
+import plugins.world  # noqa: F401  (sets a headless MUJOCO_GL before mujoco is imported)
+
 pytest.importorskip("mujoco", reason="PointMaze needs the mujoco extra: pip install 'sage-irp[mujoco]'")
 pytest.importorskip("gymnasium_robotics", reason="PointMaze needs the mujoco extra: pip install 'sage-irp[mujoco]'")
 
