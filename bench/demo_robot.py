@@ -27,7 +27,7 @@ from plugins.world import models as _headless  # noqa: E402,F401  (sets MUJOCO_G
 
 import click  # noqa: E402
 
-from orchestrator.demo import read_spec  # noqa: E402
+from orchestrator.demo import read_spec, write_image  # noqa: E402
 from orchestrator.demo_robot import drive, held_out_maze, maze_picture, read_and_solve  # noqa: E402
 from plugins.puzzles import maze as mazes  # noqa: E402
 from plugins.world.pointmaze import MAX_STEPS  # noqa: E402
@@ -55,10 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seed, args.seed + args.n):
             truth = held_out_maze(seed)
-            picture = Path(tmp) / f"maze{seed}.png"
-            from PIL import Image
-
-            Image.fromarray(maze_picture(truth, seed)).save(picture)
+            picture = write_image(maze_picture(truth, seed), Path(tmp) / f"maze{seed}.png")
             t0 = time.perf_counter()
             row = {"seed": seed, "read": False, "verified": False, "shortest": False, "success": False,
                    "time": None, "contacts": 0, "moves": -1}

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from orchestrator import Orchestrator, Pipeline  # noqa: E402
-from orchestrator.demo import read_spec  # noqa: E402
+from orchestrator.demo import read_spec, with_input  # noqa: E402
 from plugins.puzzles import sudoku  # noqa: E402
 from plugins.vision import data  # noqa: E402
 from sage_core import get_registry  # noqa: E402
@@ -38,7 +38,7 @@ def without_feedback(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_one(spec: dict[str, Any], image: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """One picture through the pipeline: solved, explanation entirely true, re-reads, seconds."""
-    spec = {**spec, "nodes": {**spec["nodes"], "reader": {**spec["nodes"]["reader"], "input": image}}}
+    spec = with_input(spec, "reader", image)
     t0 = time.perf_counter()
     result = Orchestrator(Pipeline.from_dict(spec)).run()
     seconds = time.perf_counter() - t0

@@ -96,6 +96,18 @@ def read_spec(file: str) -> dict[str, Any]:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
+def with_input(spec: dict[str, Any], node: str, value: Any) -> dict[str, Any]:
+    """A copy of the pipeline ``spec`` whose node ``node`` takes ``value`` as its input."""
+    return {**spec, "nodes": {**spec["nodes"], node: {**spec["nodes"][node], "input": value}}}
+
+
+def node_reason(node: Any) -> str:
+    """Why a node ended, in one line: its fault's first line (or kind), else its halt reason."""
+    if node.fault is not None:
+        return node.fault.detail.splitlines()[0] if node.fault.detail else node.fault.kind
+    return node.reason
+
+
 # -- checkpoint midway, resume in a fresh process, compare ------------------------------------
 def _resume_in_fresh_process(store_root: Path, session: str) -> dict[str, Any]:
     """``sage resume SESSION --json`` in a new interpreter; returns its JSON result."""
@@ -218,7 +230,7 @@ def toy(run: DemoRun) -> None:
 
 
 # -- the visual puzzle solver ---------------------------------------------------------------------
-def _write_image(image: Any, path: Path) -> Path:
+def write_image(image: Any, path: Path) -> Path:
     from PIL import Image
 
     Image.fromarray(image).save(path)
@@ -244,8 +256,7 @@ def annotate(image_path: Path, puzzle: Any, solution: Any, centres: Any, cell: f
 def _explanation(node: Any, plugin: Any) -> None:
     """The explainer's text, each claim marked as checked, or one line saying why there is none."""
     if node.fault is not None:
-        detail = node.fault.detail.splitlines()[0] if node.fault.detail else node.fault.kind
-        click.echo(f"explanation: none ({node.fault.kind}: {detail})")
+        click.echo(f"explanation: none ({node.fault.kind}: {node_reason(node)})")
         return
     claims = plugin.checked_claims(node.state)
     true = sum(ok for _, ok in claims)
@@ -261,11 +272,10 @@ def visual_sudoku(run: DemoRun) -> None:
     if seed < 0:
         raise click.ClickException(f"--seed must be >= 0 (it picks the held-out puzzle and its picture), got {seed}")
     truth = hrm.held_out_puzzles("sudoku6", 1, seed=9001 + seed)[0]
-    picture = _write_image(vision.render_held_out(truth, seed), run.out / "puzzle.png")
+    picture = write_image(vision.render_held_out(truth, seed), run.out / "puzzle.png")
     click.echo(f"held-out 6x6 Sudoku (seed {seed}) rendered in a font training never saw, with noise, "
                f"blur, a turn and perspective: {picture}\n")
-    spec = {**run.spec, "nodes": {**run.spec["nodes"], "reader": {**run.spec["nodes"]["reader"],
-                                                                   "input": str(picture.resolve())}}}
+    spec = with_input(run.spec, "reader", str(picture.resolve()))
 
     def show(name: str, node: Any, state: Any, plugin: Any) -> None:
         click.echo(f"{name} ({node.plugin}): {node.steps} steps, {node.reason}")

@@ -21,7 +21,7 @@ from sage_core import get_registry
 
 from ._orchestrator import Orchestrator
 from ._pipeline import Pipeline
-from .demo import Demo, DemoRun, _side_by_side, _write_image, register_demo
+from .demo import Demo, DemoRun, _side_by_side, node_reason, register_demo, with_input, write_image
 
 #: Seed of the held-out mazes: the HRM's test split.
 MAZE_SEED = 9001
@@ -50,24 +50,17 @@ class Solved:
     solver_reason: str
 
 
-def _reason(node: Any) -> str:
-    if node.fault is not None:
-        return node.fault.detail.splitlines()[0] if node.fault.detail else node.fault.kind
-    return node.reason
-
-
 def read_and_solve(spec: dict[str, Any], picture: Path) -> Solved:
     """Run the pipeline on ``picture``: the reading and the solver's result; ClickException when
     the reader failed."""
-    spec = {**spec, "nodes": {**spec["nodes"], "reader": {**spec["nodes"]["reader"], "input": str(picture.resolve())}}}
-    pipeline = Pipeline.from_dict(spec)
+    pipeline = Pipeline.from_dict(with_input(spec, "reader", str(picture.resolve())))
     result = Orchestrator(pipeline).run()
     reader, solver = result["reader"], result["solver"]
     if reader.fault is not None or reader.state is None:
-        raise click.ClickException(f"the reader (vision) failed on {picture}: {_reason(reader)}")
+        raise click.ClickException(f"the reader (vision) failed on {picture}: {node_reason(reader)}")
     failed = solver.fault is not None or solver.state is None
     solved = None if failed else pipeline.node("solver").plugin.output(solver.state)
-    return Solved(pipeline.node("reader").plugin.output(reader.state), solved, reader.reason, _reason(solver))
+    return Solved(pipeline.node("reader").plugin.output(reader.state), solved, reader.reason, node_reason(solver))
 
 
 def drawn_path(maze: list[str], path: list[tuple[int, int]]) -> list[str]:
@@ -93,7 +86,7 @@ def robot(run: DemoRun) -> None:
     world = get_registry().plugin_class("world")
     seed = 0 if run.seed is None else run.seed
     truth = held_out_maze(seed)
-    picture = _write_image(maze_picture(truth, seed), run.out / "maze.png")
+    picture = write_image(maze_picture(truth, seed), run.out / "maze.png")
     click.echo(f"held-out 11x11 maze (seed {seed}) drawn in a font training never saw, with noise, blur and a "
                f"turn: {picture}\n")
     got = read_and_solve(run.spec, picture)

@@ -24,7 +24,7 @@ from sage_core import get_registry
 
 from ._orchestrator import Orchestrator
 from ._pipeline import Pipeline
-from .demo import Demo, DemoRun, register_demo
+from .demo import Demo, DemoRun, node_reason, register_demo, with_input
 
 #: The landing goal (m) of issue #15.
 GOAL = 0.10
@@ -58,13 +58,12 @@ def throw_once(spec: dict[str, Any], seed: int) -> ThrowOutcome:
     world = registry.plugin_class(spec["nodes"]["planner"]["plugin"])
     t0 = time.perf_counter()
     scene = world.render_throw_scene(seed, task=spec["nodes"]["planner"].get("config", {}).get("task"))
-    spec = {**spec, "nodes": {**spec["nodes"], "reader": {**spec["nodes"]["reader"], "input": scene.scene}}}
+    spec = with_input(spec, "reader", scene.scene)
     result = Orchestrator(Pipeline.from_dict(spec)).run()
     for name in ("reader", "planner"):
         node = result.nodes[name]
         if node.fault is not None or node.state is None:
-            detail = node.fault.detail.splitlines()[0] if node.fault is not None and node.fault.detail else node.reason
-            raise click.ClickException(f"the {name} failed: {detail}")
+            raise click.ClickException(f"the {name} failed: {node_reason(node)}")
     reader = registry.create(spec["nodes"]["reader"]["plugin"], **spec["nodes"]["reader"].get("config", {}))
     located, plan = reader.output(result.nodes["reader"].state), result.nodes["planner"].state.x
     speed, angle = (float(v) for v in plan["action"])

@@ -26,13 +26,14 @@ def _pillow() -> Any:
     return Image
 
 
-def _from_file(path: str | os.PathLike[str]) -> np.ndarray:
+def _from_file(path: str | os.PathLike[str], mode: str = "L") -> np.ndarray:
+    """The image file at ``path`` as a uint8 array in PIL ``mode`` ("L" gray, "RGB")."""
     image_mod = _pillow()
     if not os.path.isfile(path):
         raise ImageError(f"unreadable image file {os.fspath(path)!r}: no such file")
     try:
         with image_mod.open(path) as img:
-            return np.asarray(img.convert("L"))
+            return np.asarray(img.convert(mode))
     except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as exc:
         raise ImageError(f"unreadable image file {os.fspath(path)!r}: {exc}") from None
 

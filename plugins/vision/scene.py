@@ -33,7 +33,7 @@ import torch
 import sage_core
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
-from .image import ImageError, _pillow
+from .image import ImageError, _from_file
 
 #: Redness (R - max(G, B), 0-255) above which a pixel belongs to the marker.
 MARKER_REDNESS = 60.0
@@ -85,14 +85,10 @@ def check_camera(camera: Any, image_shape: Sequence[int]) -> dict[str, Any]:
 def scene_image(value: Any) -> np.ndarray:
     """The scene's RGB image as H x W x 3 uint8, from an array or a PNG/JPEG path."""
     if isinstance(value, (str, os.PathLike)):
-        if not os.path.isfile(value):
-            raise ImageError(f"vision_scene: unreadable image file {os.fspath(value)!r}: no such file")
-        image_mod = _pillow()
         try:
-            with image_mod.open(value) as img:
-                value = np.asarray(img.convert("RGB"))
-        except (OSError, SyntaxError, ValueError, image_mod.DecompressionBombError) as exc:
-            raise ImageError(f"vision_scene: unreadable image file {os.fspath(value)!r}: {exc}") from None
+            value = _from_file(value, "RGB")
+        except ImageError as exc:
+            raise ImageError(f"vision_scene: {exc}") from None
     if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] not in (3, 4):
         what = f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
         raise ImageError(f"vision_scene: the scene's 'image' must be an H x W x 3 uint8 array or an image path, got {what}")

@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 
 from .models import require_mujoco
+from .mpc import physics_state
 from .physics import AIR_DENSITY
 from .render import figure, render_frames
 from .tasks import parse_task
@@ -124,9 +125,7 @@ def render_throw_scene(seed: int = 0, target: Sequence[float] | None = None, tas
     model = mujoco.MjModel.from_xml_string(xml)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
-    state = np.empty(mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS))
-    mujoco.mj_getState(model, data, state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    (image,) = render_frames(model, [state], width=width, height=height, camera="scene")
+    (image,) = render_frames(model, [physics_state(model, data)], width=width, height=height, camera="scene")
     cam = model.camera("scene").id
     camera = {"fovy": float(model.cam_fovy[cam]), "width": width, "height": height,
               "pos": [float(v) for v in data.cam_xpos[cam]], "xmat": [float(v) for v in data.cam_xmat[cam]]}
