@@ -31,6 +31,12 @@ def _outputs(values: list[Any]) -> tuple[Any, ...]:
     return {"z_H": z_H, "z_L": z_L}, logits, q_halt, q_continue
 
 
+#: ONNX Runtime fusions left off: its fused RMSNorm (SimplifiedLayerNormalization) rounds
+#: differently enough to put maze11_any's logits 1.3e-4 from eager float32 (5.7e-5 without it,
+#: the issue's parity target is 1e-4) for a few per cent of speed.
+UNFUSED = ["SimplifiedLayerNormFusion"]
+
+
 class OnnxSegment:
     """One segment on an ONNX Runtime CPU session built from the graph's bytes."""
 
@@ -45,7 +51,8 @@ class OnnxSegment:
         # idle pool threads sleep instead of spinning: the cores are shared with other work
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"],
+                                                disabled_optimizers=UNFUSED)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ValueError(f"ONNX Runtime cannot load this HRM segment graph: {exc}") from None
         names = tuple(i.name for i in self.session.get_inputs()), tuple(o.name for o in self.session.get_outputs())

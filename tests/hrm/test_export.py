@@ -51,6 +51,8 @@ def test_onnx_round_trip_of_each_shipped_checkpoint(files: dict[str, Path], name
     par = E.parity(model, runner, batch_sizes=(1, 5), segments=2)  # re-measured on the loaded file
     assert E.parity_refusal(par) is None
     assert par["logits"] <= E.PARITY_TOL * max(1.0, par["logits_scale"])
+    if par["eager_vs_f64"] <= E.PARITY_TOL:  # where float32 itself is that close, so is the export
+        assert par["logits"] <= E.PARITY_TOL, par
     # dynamic batch: batch 7 gives 7 rows, each equal to running that row alone
     x = torch.as_tensor(np.random.default_rng(0).integers(0, model.cfg.vocab, (7, model.cfg.seq_len)))
     carry, logits, qh, qc = runner(model.initial_carry(7), x)
