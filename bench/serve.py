@@ -47,9 +47,10 @@ halt = { max_steps = 200 }
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of process ``pid`` (or of its thread ``thread``) so far (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -106,18 +107,25 @@ def hey(url: str, body: str, concurrency: int, seconds: float) -> dict[str, floa
 
 
 def measure(server: Server, body: str, concurrency: int, seconds: float, cores: int) -> dict[str, float]:
-    """One load cell against ``server``, with the client's and the server's CPU share."""
-    s0 = cpu_seconds(server.proc.pid)
+    """One load cell against ``server``, with the client's and the server's CPU share, and the
+    server's CPU milliseconds per answered request: in all and in its event loop (the main
+    thread; the rest is the solver's thread, torch's threads and the thread pool). CPU per
+    request depends less on the machine's other load than requests/s do."""
+    pid = server.proc.pid
+    s0, loop0 = cpu_seconds(pid), cpu_seconds(pid, pid)
     r = hey(server.url, body, concurrency, seconds)
+    cpu, loop = cpu_seconds(pid) - s0, cpu_seconds(pid, pid) - loop0
+    answered = max(r["rps"] * seconds, 1)
     r["client_share"] = r["client_cpu"] / (r["wall"] * cores)
-    r["server_share"] = (cpu_seconds(server.proc.pid) - s0) / (r["wall"] * cores)
+    r["server_share"] = cpu / (r["wall"] * cores)
+    r["cpu_ms"], r["loop_ms"] = cpu / answered * 1e3, loop / answered * 1e3
     return r
 
 
 def row(label: str, r: dict[str, float]) -> str:
     return (f"    {label:<4} {r['rps']:7.1f} req/s  p50 {r['p50']:7.1f}  p95 {r['p95']:7.1f}  p99 {r['p99']:7.1f} ms  "
             f"errors {r['errors']}/{r['requests']} {r['codes'] or ''}  CPU client {r['client_share']:.0%} "
-            f"server {r['server_share']:.0%}")
+            f"server {r['server_share']:.0%}, {r['cpu_ms']:.2f} ms/request (event loop {r['loop_ms']:.2f})")
 
 
 def sse_figures(url: str, runs: int) -> dict[str, float]:
@@ -187,7 +195,9 @@ def main() -> None:
         speedup = on["rps"] / off["rps"] if off["rps"] else float("inf")
         print(f"  {size}: batching {on['rps']:.1f} req/s vs {off['rps']:.1f} one call per request = {speedup:.1f}x "
               f"(target >= 5x: {'met' if speedup >= 5 else 'MISSED'}); p99 {on['p99']:.1f} ms"
-              + (f" (target <= 250 ms: {'met' if on['p99'] <= 250 else 'MISSED'})" if size == "sudoku4" else ""))
+              + (f" (target <= 250 ms: {'met' if on['p99'] <= 250 else 'MISSED'})" if size == "sudoku4" else "")
+              + f"; server CPU per request {on['cpu_ms']:.2f} vs {off['cpu_ms']:.2f} ms "
+              f"({off['cpu_ms'] / on['cpu_ms'] if on['cpu_ms'] else float('inf'):.1f}x less with batching)")
     print(f"load average after: {os.getloadavg()[0]:.1f} (other processes share the cores; the server's CPU "
           "share above shows how much it got)")
     if args.soak:

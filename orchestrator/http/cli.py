@@ -69,4 +69,7 @@ def serve_command(host: str, port: int, store_dir: Path | None, backend: str, ad
             shutdown()
         return
     click.echo(f"serving on http://{host}:{port}/ (API: /docs); Ctrl-C stops")
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    # the access log only where its lines are shown (info and below): uvicorn formats each line's
+    # fields before the logger drops it, on every request
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30,
+                access_log=str(log_level).lower() in ("trace", "debug", "info"))

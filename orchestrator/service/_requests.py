@@ -90,7 +90,11 @@ def parse_puzzle(value: Any, limits: Limits = Limits(), *, field: str = "puzzle"
             raise RequestError(f"{field} rows are {width} wide, the limit is {limits.max_grid}", field=field)
         return list(value)
     grid: list[list[int]] = []
+    cells = range(n + 1)
     for r, row in enumerate(value):
+        if type(row) is list and len(row) == n and all(type(cell) is int and cell in cells for cell in row):
+            grid.append(list(row))  # the usual row, checked at once; the loop below names a bad cell
+            continue
         if not isinstance(row, list):
             raise RequestError(f"{field} row {r} must be a list of integers, got {type(row).__name__}; "
                                f"{field} must be {hint}", field=f"{field}[{r}]")

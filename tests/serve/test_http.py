@@ -271,3 +271,152 @@ def test_client_disconnect_cancels_the_solve(store_dir, monkeypatch, live_server
         time.sleep(0.02)
     assert service.solver.counts == {"solved": 0, "refused": 0, "cancelled": 1, "rejected": 0, "failed": 0}
     assert Countdown.calls["step_batch"] + Countdown.calls["step"] < 8
+
+
+SOLVE_CASES = [  # (body as bytes, headers): success, 422s naming fields, 413 by Content-Length, not JSON
+    (json.dumps({"puzzle": GRID4, "max_steps": 16}).encode(), {}),
+    (json.dumps({"puzzle": [[0, 0], [0, 3]]}).encode(), {}),
+    (json.dumps({"puzzle": GRID4, "plugin": "missing"}).encode(), {}),
+    (json.dumps({"puzzle": GRID4, "colour": 1}).encode(), {}),
+    (json.dumps({"puzzle": [[1, 1, 0, 0], [0] * 4, [0] * 4, [0] * 4]}).encode(), {}),
+    (json.dumps({"puzzle": GRID4}).replace(" ", " " * 70000).encode(), {}),
+    (b"{oops", {}),
+    (b"\xff\xfe", {}),
+]
+
+
+def _comparable(r):
+    body = r.json()
+    for volatile in ("session", "elapsed_s"):
+        body.pop(volatile, None)
+    return r.status_code, r.headers["content-type"], r.headers.get("retry-after"), body
+
+
+@pytest.mark.parametrize("token", ["", "s3cret"])
+def test_solve_fast_path_answers_as_the_route(store_dir, token):
+    """POST /v1/solve is answered before FastAPI (app.fast_solve); the route, reached with the fast
+    path off, gives the same statuses, headers and bodies (the token checked by both)."""
+    service = Service(store_dir)
+    app = create_app(ServeConfig(token=token), service=service)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    with TestClient(app) as c:
+        answers = {}
+        for fast in (True, False):
+            app.fast_solve = fast
+            answers[fast] = [_comparable(c.post("/v1/solve", content=body, headers={**auth, **headers}))
+                             for body, headers in SOLVE_CASES]
+            if token:
+                answers[fast].append(_comparable(c.post("/v1/solve", json={"puzzle": GRID4})))
+                answers[fast].append(_comparable(c.post("/v1/solve", json={"puzzle": GRID4},
+                                                        headers={"Authorization": "Bearer wrong"})))
+        assert answers[True] == answers[False]
+        statuses = [a[0] for a in answers[True]]
+        assert statuses[:8] == [200, 422, 422, 422, 422, 413, 422, 422]
+        assert [a[3]["field"] for a in answers[True][1:5]] == ["puzzle[1][1]", "plugin", "colour", "puzzle"]
+        if token:
+            assert statuses[8:] == [401, 401]
+        assert service.solver.counts["solved"] == 2
+
+
+def test_solve_fast_path_streamed_body_limit_and_503(store_dir, monkeypatch):
+    """A body streamed without Content-Length is held to the limit; a full queue is a 503 with
+    Retry-After on the fast path as on the route."""
+    monkeypatch.setattr(Countdown, "delay", 0.05)
+    service = Service(store_dir, limits=Limits(max_queue=1, max_body_bytes=1000))
+    app = create_app(service=service)
+    with TestClient(app) as c:
+        def chunks():
+            yield b'{"puzzle": [[1, 0], [0, 0]], "plugin": "countdown", "mode": "irp"'
+            for _ in range(40):
+                yield b" " * 100
+            yield b"}"
+
+        r = c.post("/v1/solve", content=chunks())
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        ok = c.post("/v1/solve", content=iter([b'{"puzzle": [[1, 0], ', b'[0, 0]], "plugin": "countdown"}']))
+        assert ok.status_code == 200 and ok.json()["answer"] == 0
+        held = service.solver.submit(__import__("orchestrator.service", fromlist=["x"]).SolveRequest(
+            [[2, 2], [2, 2]], plugin="countdown"))
+        for fast in (True, False):
+            app.fast_solve = fast
+            r = c.post("/v1/solve", json={"puzzle": [[1, 0], [0, 0]], "plugin": "countdown"})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1" and "retry" in r.json()["error"]
+        held.result(10)
+
+
+def test_read_body_from_asgi_messages():
+    """The body from its ASGI messages: joined across chunks, 413 from Content-Length before
+    reading or as soon as the chunks pass the limit, a disconnect mid-body is the client gone."""
+    import asyncio
+
+    from orchestrator.http._app import _ClientGone, read_body
+    from orchestrator.service import RequestError
+
+    def read(messages, headers=(), limit=10):
+        queue = list(messages)
+
+        async def receive():
+            return queue.pop(0)
+
+        return asyncio.run(read_body({"headers": list(headers)}, receive, limit))
+
+    def chunk(body, more=True):
+        return {"type": "http.request", "body": body, "more_body": more}
+
+    assert read([chunk(b"0123456789", False)]) == b"0123456789"
+    assert read([chunk(b"01234"), chunk(b""), chunk(b"56789", False)]) == b"0123456789"
+    assert read([{"type": "http.request"}]) == b""
+    for messages, headers in (([chunk(b"0123456789x", False)], ()), ([chunk(b"012345"), chunk(b"6789x")], ()),
+                              ([], [(b"content-length", b"11")])):
+        with pytest.raises(RequestError) as err:
+            read(messages, headers)
+        assert err.value.status == 413
+    with pytest.raises(_ClientGone):
+        read([chunk(b"0123"), {"type": "http.disconnect"}])
+
+
+def test_solve_result_to_dict_is_attrs_asdict():
+    import attrs
+
+    from orchestrator.service import SolveResult
+
+    for answer, read, claims in [([[1, 2], [2, 1]], None, None), (["#S", "G#"], [[1, 0], [0, 0]], [{"claim": "a",
+                                                                                                "true": True}]),
+                                 ({"k": [1, (2, 3)]}, None, None), ((1, 2), None, None)]:
+        result = SolveResult("s", "p", answer, 0.5, True, 1, "verified", "d", 0.1, read, claims)
+        assert result.to_dict() == attrs.asdict(result) and list(result.to_dict()) == list(attrs.asdict(result))
+        assert type(result.to_dict()["answer"]) is type(attrs.asdict(result)["answer"])
+        if isinstance(answer, list):
+            assert result.to_dict()["answer"] is not answer  # a copy, as asdict makes
+
+
+def test_chunked_solve_on_a_real_server(store_dir, live_server):
+    """uvicorn hands a chunked body over in several messages: the fast path joins them, and
+    refuses them with 413 once past the limit."""
+    service = Service(store_dir, limits=Limits(max_body_bytes=200))
+    _, port = live_server(create_app(service=service))
+
+    def post_chunked(parts):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/solve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            try:
+                for part in parts:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+                    time.sleep(0.02)
+                sock.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # a 413 is answered (and the connection closed) before the rest is sent
+            reply = b""
+            try:
+                while chunk := sock.recv(65536):
+                    reply += chunk
+            except ConnectionResetError:
+                pass
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+    status, body = post_chunked([b'{"puzzle": [[1, 0], ', b'[0, 0]], "plugin": ', b'"countdown"}'])
+    assert status == 200 and body["answer"] == 0 and body["verified"] is True
+    status, body = post_chunked([b'{"puzzle": [[1, 0], [0, 0]], "plugin": "countdown"'] + [b" " * 60] * 4 + [b"}"])
+    assert status == 413 and "limit" in body["error"]
