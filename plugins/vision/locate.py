@@ -218,12 +218,19 @@ def locate(gray: np.ndarray, kind: str | None = None, size: int | None = None) -
     return Located(dark, corners, kind, int(size), scale)
 
 
-def cells(found: Located) -> np.ndarray:
+def cells(found: Located, view: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> np.ndarray:
     """The (n * n, CELL, CELL) float32 darkness patches of the cells, row-major, contrast-normalised
-    so the grid's ink is near 1."""
+    so the grid's ink is near 1. ``view`` = (dx, dy, zoom): each patch shifted by (dx, dy) of
+    its pixels and spanning ``zoom`` of its cell about the cell's centre (another look at the
+    same cells; the default is the plain look)."""
     n = found.size
+    dx, dy, zoom = view
     t = (np.arange(CELL) + 0.5) / CELL
+    if zoom != 1.0:
+        t = 0.5 + (t - 0.5) * zoom
     local = np.stack(np.meshgrid(t, t), -1)  # (CELL, CELL, 2)
+    if dx or dy:
+        local = local + np.array([dx, dy]) / CELL
     base = np.stack(np.meshgrid(np.arange(n), np.arange(n)), -1).reshape(n * n, 1, 1, 2)
     patches = sample(found.dark, found.corners, (base + local) / n).astype(np.float32)
     ink = float(np.quantile(patches.reshape(-1)[::7], 0.99 if found.kind == "sudoku" else 0.9))

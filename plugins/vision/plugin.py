@@ -2,12 +2,15 @@
 
 ``init_state`` locates and rectifies the grid, cuts the cells and encodes each into a latent
 (class logits + style). One IRP step is one analysis-by-synthesis iteration on the cells that
-have not settled (see :mod:`plugins.vision.refine`); a cell settles once one class holds
+have not settled (see :mod:`plugins.vision.refine`), after the encoder has read each of them
+once more through the next of :data:`VIEWS`; a cell settles once one class holds
 :data:`SETTLE` of its probability. ``receive(state, "cell_conflicts", mask)`` re-reads the cells
 a solver flags under the puzzle's constraints (:mod:`plugins.vision.feedback`).
 
 State: ``x`` = {"cells" (N, CELL, CELL), "logits" (N, 14), "style" (N, S), "prior" (N, 14)
-encoder log-probabilities, "energy" (N,) per cell, "settled" (N,) bool}, all torch tensors;
+encoder log-probabilities (averaged over the looks so far), "energy" (N,) per cell, "settled"
+(N,) bool, "views" (len(VIEWS), M, CELL, CELL) the further looks at the M cells unsettled at
+the start, "view_of" (N,) each cell's row in them or -1}, all torch tensors;
 ``meta`` = kind, size, corners, current ``reading`` (the output grid), step limits, feedback count.
 """
 
@@ -30,7 +33,11 @@ from .locate import cells, locate
 from .model import MAZE_BASE, CellNet, allowed, load
 
 SETTLE = 0.99
-DEFAULT_MAX_STEPS = 4
+#: The further looks at an unsettled cell, one per refinement step: (dx, dy) pixels and zoom
+#: (a little closer, a little wider, one pixel to each side). Each look's belief joins the
+#: cell's prior (the mean of the log-probabilities read so far) before the latent step.
+VIEWS = ((0.0, 0.0, 0.92), (0.0, 0.0, 1.08), (1.0, 0.0, 1.0), (-1.0, 0.0, 1.0), (0.0, 1.0, 1.0), (0.0, -1.0, 1.0))
+DEFAULT_MAX_STEPS = len(VIEWS)
 OUT_OF_RANGE = 0.9  #: confidence above which a digit beyond the grid's size is an input error
 CHECKPOINT = Path(__file__).parent / "checkpoints" / "cells" / "model.safetensors"
 KINDS = {"sudoku": "sudoku_grid", "maze": "maze_grid"}
@@ -111,10 +118,16 @@ class VisionReader(IRPPlugin):
             prior = torch.log_softmax(logits, -1)
             energy = refine.cell_energies(self.model, patches, logits, style, prior, mask)
         settled = refine.probabilities(logits, mask).max(-1).values >= SETTLE
+        unsettled = torch.nonzero(~settled).squeeze(1)
+        view_of = torch.full((len(patches),), -1, dtype=torch.long)
+        view_of[unsettled] = torch.arange(len(unsettled))
+        views = torch.stack([torch.from_numpy(cells(found, view))[unsettled] for view in VIEWS]) if len(unsettled) \
+            else torch.zeros((len(VIEWS), 0) + tuple(patches.shape[1:]))
         meta = {"kind": found.kind, "size": found.size, "corners": (found.corners / found.scale).round(2).tolist(),
                 "seed": int(ctx.get("seed", 0)), "max_steps": int(ctx.get("max_steps", self.max_steps or DEFAULT_MAX_STEPS)),
                 "feedback": 0}
-        x = {"cells": patches, "logits": logits, "style": style, "prior": prior, "energy": energy, "settled": settled}
+        x = {"cells": patches, "logits": logits, "style": style, "prior": prior, "energy": energy, "settled": settled,
+             "views": views, "view_of": view_of}
         meta["reading"] = reading_of(logits.argmax(-1).numpy(), found.kind, found.size)
         return IRPState(x=x, step=0, meta=meta)
 
@@ -127,13 +140,20 @@ class VisionReader(IRPPlugin):
         if len(active) == 0:
             return state.evolve(step=state.step + 1)
         mask = allowed(meta["kind"], meta["size"])
-        logits, style, energy = x["logits"].clone(), x["style"].clone(), x["energy"].clone()
+        logits, style, energy, prior = x["logits"].clone(), x["style"].clone(), x["energy"].clone(), x["prior"].clone()
+        look = state.step  # looks so far beyond the first: this step reads VIEWS[look]
+        if look < len(VIEWS):
+            with torch.no_grad():
+                seen, _ = self.model.encode(x["views"][look, x["view_of"][active]])
+            seen = torch.log_softmax(seen.masked_fill(~mask, refine.MASKED), -1)
+            prior[active] = (prior[active] * (look + 1) + seen) / (look + 2)
+            logits[active] = prior[active]
         new_l, new_s, new_e = refine.descend(self.model, x["cells"][active], logits[active], style[active],
-                                             x["prior"][active], mask)
+                                             prior[active], mask)
         logits[active], style[active], energy[active] = new_l, new_s, new_e
         settled = x["settled"].clone()
         settled[active] = refine.probabilities(new_l, mask).max(-1).values >= SETTLE
-        new_x = {**x, "logits": logits, "style": style, "energy": energy, "settled": settled}
+        new_x = {**x, "logits": logits, "style": style, "prior": prior, "energy": energy, "settled": settled}
         new_meta = {**meta, "reading": reading_of(logits.argmax(-1).numpy(), meta["kind"], meta["size"])}
         return state.evolve(x=new_x, step=state.step + 1, meta=new_meta)
 
@@ -141,7 +161,9 @@ class VisionReader(IRPPlugin):
         if bool(state.x["settled"].all()):
             return HaltDecision("confident", f"every cell settled after {state.step} step(s)")
         if state.step >= state.meta["max_steps"]:
-            return HaltDecision("max_steps", f"{state.step} refinement steps")
+            # not "max_steps": on a pipeline's feedback cycle that halt would be final, and the
+            # solver's conflicts could no longer be re-read where refinement left doubtful cells
+            return HaltDecision("refined", f"{state.step} refinement steps (the reader's own limit)")
         return None
 
     # --- feedback -----------------------------------------------------------------------

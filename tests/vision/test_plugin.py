@@ -137,6 +137,45 @@ def test_settled_cells_do_not_move(reader: VisionReader) -> None:
     assert torch.equal(nxt.x["style"][settled], state.x["style"][settled])
 
 
+def test_each_step_adds_the_next_look_to_the_prior_of_unsettled_cells(reader: VisionReader) -> None:
+    from plugins.vision import data
+    from plugins.vision.model import allowed
+    from plugins.vision.plugin import VIEWS
+
+    states = (reader.init_state(s.image, {}) for s in data.eval_samples("sudoku", 9, "hard", 20))
+    state = next(s for s in states if not s.x["settled"].all())  # a grid with doubtful cells
+    active = torch.nonzero(~state.x["settled"]).squeeze(1)
+    assert len(active) and state.x["views"].shape[:2] == (len(VIEWS), len(active))
+    seen, _ = reader.model.encode(state.x["views"][0, state.x["view_of"][active]])
+    seen = torch.log_softmax(seen.masked_fill(~allowed("sudoku", 9), -1e4), -1)
+    nxt = reader.step(state)
+    assert torch.allclose(nxt.x["prior"][active], (state.x["prior"][active] + seen) / 2)
+    assert torch.equal(nxt.x["prior"][state.x["settled"]], state.x["prior"][state.x["settled"]])
+
+
+def test_the_readers_own_step_limit_leaves_it_open_to_feedback_on_a_cycle(reader: VisionReader) -> None:
+    from orchestrator._orchestrator import FINAL_POLICIES
+    from plugins.vision import data
+
+    states = (reader.init_state(s.image, {"max_steps": 1}) for s in data.eval_samples("sudoku", 9, "hard", 20))
+    state = reader.step(next(s for s in states if not s.x["settled"].all()))
+    decision = reader.halt_state(state)
+    assert decision is not None and decision.policy == "refined"
+    assert decision.policy not in FINAL_POLICIES  # a pipeline's feedback edge can still wake it
+
+
+def test_refinement_reads_held_out_hard_grids_better_than_the_encoder(reader: VisionReader) -> None:
+    from plugins.vision import data
+    from plugins.vision.evaluate import read_stages
+
+    wrong = {"encoder": 0, "refined": 0}
+    for sample in data.eval_samples("sudoku", 9, "hard", 12):
+        got = read_stages(reader, sample.image)[0]
+        for stage in wrong:
+            wrong[stage] += int((got[stage] != data.labels(sample.grid, "sudoku")).sum())
+    assert wrong["refined"] < wrong["encoder"], wrong
+
+
 def test_feedback_rereads_an_ambiguous_cell_under_the_constraints(reader: VisionReader) -> None:
     state = reader.init_state(example_image(), {})
     truth = np.array([[4, 3, 0, 0], [0, 0, 0, 0], [0, 0, 2, 1], [2, 0, 3, 0]])
