@@ -25,6 +25,7 @@ from sage_core import (
     StepEvent,
     Telemetry,
     TrustMetrics,
+    check_of,
     decode_tree,
     encode_tree,
     get_registry,
@@ -249,7 +250,7 @@ class Orchestrator:
         nodes = self.pipeline.nodes
         self.runs = {}
         for index, node in enumerate(nodes):
-            self.runs[node.name] = NodeRun(node.name, node, index, node.policy.check,
+            self.runs[node.name] = NodeRun(node.name, node, index, check_of(node.policy),
                                            trust=self.trust.get(node.plugin_name))
         self._order = list(self.runs.values())
         self._wire()
@@ -455,13 +456,14 @@ class Orchestrator:
     def _sweep(self) -> None:
         """Fast path of :meth:`finish`: while every running node is inline, with no timeout and no
         streaming edge, choose and step them in one loop: the same choices, checks (those of
-        :func:`~orchestrator._faults.advance`, inlined) and bookkeeping as rounds of :meth:`step`."""
+        :func:`~orchestrator._faults.advance`, inlined) and bookkeeping (that of :meth:`_apply`
+        and :meth:`_after_step`, inlined while no event is wanted) as rounds of :meth:`step`."""
         backend = self.backend
         if type(backend) is not InlineBackend:
             return
         states, runs, order, select = backend.states, self.runs, self._order, self.scheduler.select
         pick = getattr(self.scheduler, "pick", None) or (lambda candidates, changed: select(candidates, 1)[0])
-        apply = self._apply
+        apply, halt, telemetry = self._apply, self._halt, self.telemetry
         calls: dict[str, tuple] = {}
         while True:
             running = [run for run in order if run.status == RUNNING]
@@ -473,7 +475,9 @@ class Orchestrator:
                 run = single or runs[pick(running, name)]
                 self.rounds += 1
                 name, history = run.name, run.history
-                fns = calls.get(name) or calls.setdefault(name, _calls_of(run))
+                fns = calls.get(name)
+                if fns is None:
+                    fns = calls[name] = _calls_of(run)
                 step_fn, project_fn, energy_fn, cost_fn, state_halt = fns
                 state, cost = states[name], run.next_cost
                 remaining = run.allocation - history.spent
@@ -500,9 +504,28 @@ class Orchestrator:
                 except Exception as exc:  # noqa: BLE001 - isolating plugin failures is the point
                     apply(run, cost, from_exception(exc, f"step {state.step + 1}"))
                     break
+                elapsed = perf_counter() - t0
                 states[name] = new
-                apply(run, cost, (energy, new.step, next_cost, perf_counter() - t0, verdict))
-                if run.status != RUNNING:
+                if telemetry.active or self._buffer is not None:
+                    apply(run, cost, (energy, new.step, next_cost, elapsed, verdict))
+                    if run.status != RUNNING:
+                        break
+                    continue
+                # _apply then _after_step with no event to emit and no stream to deliver
+                run.verdict = verdict
+                history.append(energy, cost)
+                run.next_cost, run.elapsed = next_cost, run.elapsed + elapsed
+                try:
+                    decision = run.check(history) or verdict or (run.halt is not None and run.halt(history)) or None
+                except Exception as exc:  # noqa: BLE001
+                    fault = from_exception(exc, "halt()")
+                    halt(run, HaltDecision(fault.kind, fault.detail), fault)
+                    break
+                if decision is not None:
+                    halt(run, decision)
+                    break
+                if next_cost > run.allocation - history.spent + _EPS:
+                    run.status = STARVED
                     break
 
     def _plan(self) -> list[NodeRun]:

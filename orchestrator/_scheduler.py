@@ -10,6 +10,7 @@ resumed session schedules exactly as the uninterrupted one would. A candidate ex
 from __future__ import annotations
 
 import math
+from heapq import heapify, heappop, heappushpop
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,9 +42,15 @@ class EnergyDropScheduler:
         self.window = window
         self._tick = 0
         self._last: dict[str, int] = {}
+        #: State of :meth:`pick` (rebuilt whenever it is handed another list): the candidate
+        #: list, each candidate by name, a heap of the sort keys of all candidates but the
+        #: previous pick (None while a key has a NaN priority: then every key is recomputed),
+        #: that pick, and whether priority() is this class's own (then pick inlines it).
         self._candidates: Sequence[Any] | None = None
-        self._keys: list[tuple] = []
-        self._position: dict[str, int] = {}
+        self._by_name: dict[str, Any] = {}
+        self._heap: list[tuple] | None = None
+        self._picked: str | None = None
+        self._inline = False
 
     def priority(self, candidate: Any) -> float:
         energies = candidate.history.energies
@@ -73,26 +80,61 @@ class EnergyDropScheduler:
         """``select(candidates, 1)[0]``, for a host that calls it again with the very same list
         in which only ``changed`` (the previous pick, since stepped) has moved: one candidate's
         rank is recomputed instead of all of them (the multi-node fast path of ``finish``);
-        ``changed=None`` or another list ranks them all."""
-        if candidates is not self._candidates or changed is None:
+        ``changed=None`` or another list ranks them all.
+
+        The other candidates' keys do not change between such calls (a key depends on the
+        candidate's own history and next cost, and on when it was last picked), so they wait in
+        a heap: each call pushes the changed key and pops the best, O(log n) comparisons. Keys
+        are distinct (pipeline order breaks ties), so the heap's best is ``min`` of all keys. A
+        NaN priority (from a NaN step cost) has no order: while one is present, each call ranks
+        all candidates and takes ``min`` of their keys in candidate order."""
+        heap = self._heap
+        if heap is not None and changed == self._picked and candidates is self._candidates:
+            # ``changed`` was the last pick, so its last-stepped tick is the current one
+            c = self._by_name[changed]
+            if self._inline:  # self.priority(c), inlined
+                energies = c.history.energies
+                n = len(energies) - 1
+                if n < 1:
+                    priority = math.inf
+                else:
+                    window, cost = self.window, c.next_cost
+                    w = n if n < window else window
+                    priority = (energies[-1 - w] - energies[-1]) / w / (1e-12 if cost < 1e-12 else cost)
+            else:
+                priority = self.priority(c)
+            if priority == priority:
+                name = heappushpop(heap, (-priority, self._tick, c.index, changed))[3]
+            else:
+                name = self._rank(candidates)
+        else:
             self._candidates = candidates
-            self._keys = [self._key(c) for c in candidates]
-            self._position = {c.name: i for i, c in enumerate(candidates)}
-        else:  # ``changed`` was the last pick, so its last-stepped tick is the current one
-            i = self._position[changed]
-            c = candidates[i]
-            self._keys[i] = (-self.priority(c), self._tick, c.index, changed)
-        name = min(self._keys)[3]
+            self._by_name = {c.name: c for c in candidates}
+            self._inline = getattr(self.priority, "__func__", None) is EnergyDropScheduler.priority
+            name = self._rank(candidates)
         self._tick += 1
         self._last[name] = self._tick
+        self._picked = name
         return name
+
+    def _rank(self, candidates: Sequence[Any]) -> str:
+        """Rank all candidates: the best one's name; the others' keys wait in the heap (none if a
+        priority is NaN: then ``min`` in candidate order, and the next pick ranks all again)."""
+        key = self._key
+        keys = [key(c) for c in candidates]
+        if any(k[0] != k[0] for k in keys):
+            self._heap = None
+            return min(keys)[3]
+        heapify(keys)
+        self._heap = keys
+        return heappop(keys)[3]
 
     def state_dict(self) -> dict[str, Any]:
         return {"window": self.window, "tick": self._tick, "last": dict(self._last)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.window, self._tick, self._last = int(state["window"]), int(state["tick"]), dict(state["last"])
-        self._candidates = None
+        self._candidates, self._heap, self._picked = None, None, None
 
 
 class RoundRobinScheduler:

@@ -25,6 +25,7 @@ from .halting import (
     Plateau,
     Threshold,
     any_of,
+    check_of,
     default_policy,
 )
 from .history import EnergyHistory
@@ -66,7 +67,7 @@ __all__ = [
     "IRPState", "JSONLSink", "LoadFailure", "MaxSteps", "MemorySink", "NonFinite", "Plateau",
     "PluginContractError", "PluginLoadError", "RefineResult", "Registration", "Registry", "SageError",
     "StateCodecError", "StepEvent", "Telemetry", "TelemetrySink", "Threshold", "ToolSpec", "TrustMetrics",
-    "UnknownPluginError", "any_of", "decode_tree", "default_policy", "encode_tree", "event_to_dict",
+    "UnknownPluginError", "any_of", "check_of", "decode_tree", "default_policy", "encode_tree", "event_to_dict",
     "get_registry", "hookimpl", "hookspec", "refine", "reset_registry", "step_generator", "step_rng",
     "state_halt_of", "step_seed", "trust_metrics", "validate_plugin_class", "validate_tool", "__version__",
 ]

@@ -7,12 +7,13 @@ fires first (checked left to right). An energy of ``0.0`` is a value like any ot
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from operator import mul
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from .history import EnergyHistory
+from .history import EnergyHistory, _slope_weights
 
 
 @attrs.frozen(slots=True)
@@ -45,10 +46,19 @@ class AnyOf(_Combinable):
 
     policies: tuple[HaltPolicy, ...]
     _checks: tuple = attrs.field(init=False, eq=False, repr=False)
+    _fused: Callable[[EnergyHistory], HaltDecision | None] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         # Bound methods resolved once: the check runs every step.
         object.__setattr__(self, "_checks", tuple(policy.check for policy in self.policies))
+        object.__setattr__(self, "_fused", _fuse(self.policies, self._checks, self._check_each))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"policies": self.policies}  # the checks are derived (and the fused one is generated code)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "policies", state["policies"])
+        self.__attrs_post_init__()
 
     @classmethod
     def of(cls, *policies: HaltPolicy) -> AnyOf:
@@ -59,6 +69,9 @@ class AnyOf(_Combinable):
         return cls(tuple(flat))
 
     def check(self, history: EnergyHistory) -> HaltDecision | None:
+        return self._fused(history)
+
+    def _check_each(self, history: EnergyHistory) -> HaltDecision | None:
         for check in self._checks:
             decision = check(history)
             if decision is not None:
@@ -148,6 +161,62 @@ class NonFinite(_Combinable):
         if energies and not math.isfinite(energies[-1]):
             return HaltDecision("non_finite", f"energy is {energies[-1]!r}")
         return None
+
+
+def _condition(policy: HaltPolicy, i: int, env: dict[str, Any]) -> str | None:
+    """A Python expression over ``history``, ``energies`` (its list) and ``n`` (their number)
+    that is true exactly when ``policy.check(history)`` halts, for the built-in policies (the
+    very tests of their ``check``); None for any other policy (or a subclass)."""
+    kind = type(policy)
+    if kind is NonFinite:
+        return "n and not isfinite(energies[-1])"
+    if kind is MaxSteps:
+        env[f"a{i}"] = policy.n
+        return f"n - 1 >= a{i}"
+    if kind is Threshold:
+        env[f"a{i}"] = policy.target
+        return f"n and energies[-1] <= a{i}"
+    if kind is Plateau and type(policy.window) is int:  # history.slope(window), inlined
+        env[f"a{i}"], env[f"w{i}"] = policy.eps, _slope_weights(policy.window)
+        return f"n >= {policy.window} and abs(sum(map(mul, w{i}, energies[-{policy.window}:]))) < a{i}"
+    if kind is Diverging:
+        env[f"a{i}"] = policy.k
+        return f"history.rises_in_a_row >= a{i}"
+    if kind is BudgetExhausted:
+        return "history.budget is not None and history.spent >= history.budget"
+    return None
+
+
+def _fuse(policies: tuple[HaltPolicy, ...], checks: tuple, each: Callable) -> Callable:
+    """``AnyOf.check`` as one function: the built-in policies' tests inline, in order; a policy
+    whose test holds (or any other policy) is asked through its own ``check``, which returns the
+    decision. Same decisions as calling each ``check`` in turn, one call per step instead of one
+    per policy. A history of another class than EnergyHistory gets the plain loop ``each``."""
+    env: dict[str, Any] = {"EnergyHistory": EnergyHistory, "isfinite": math.isfinite, "mul": mul, "each": each}
+    lines = ["def check(history):",
+             "    if history.__class__ is not EnergyHistory:",
+             "        return each(history)",
+             "    energies = history.energies",
+             "    n = len(energies)"]
+    for i, (policy, check) in enumerate(zip(policies, checks)):
+        env[f"c{i}"] = check
+        condition = _condition(policy, i, env)
+        if condition is None:
+            lines += [f"    decision = c{i}(history)", "    if decision is not None:", "        return decision"]
+        else:
+            lines += [f"    if {condition}:", f"        decision = c{i}(history)",
+                      "        if decision is not None:", "            return decision"]
+    lines.append("    return None")
+    exec(compile("\n".join(lines), "<sage_core.halting.AnyOf.check>", "exec"), env)  # noqa: S102 - our own text
+    return env["check"]
+
+
+def check_of(policy: HaltPolicy) -> Callable[[EnergyHistory], HaltDecision | None]:
+    """``policy.check``, or for an :class:`AnyOf` the function it delegates to (what a loop
+    that checks every step should call: one call fewer)."""
+    if type(policy) is AnyOf:
+        return policy._fused  # noqa: SLF001
+    return policy.check
 
 
 def default_policy(max_steps: int = 100) -> AnyOf:

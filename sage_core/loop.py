@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .halting import HaltDecision, HaltPolicy, default_policy
+from .halting import HaltDecision, HaltPolicy, check_of, default_policy
 from .history import EnergyHistory
 from .plugin import IRPPluginProtocol, state_halt_of
 from .state import IRPState
@@ -64,7 +64,7 @@ def refine(
     history = EnergyHistory(budget=budget)
     history.append(energy)
     step_fn, project_fn, energy_fn, cost_fn = plugin.step, plugin.project, plugin.energy, plugin.step_cost
-    halt_fn, check, state_halt = plugin.halt, policy.check, state_halt_of(plugin)
+    halt_fn, check, state_halt = plugin.halt, check_of(policy), state_halt_of(plugin)
     t0 = time.perf_counter()
     decision = check(history) or halt_fn(history)
     while decision is None:
