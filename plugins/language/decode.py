@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from plugins.puzzles.claims import CheckResult, check_explanation
-from plugins.puzzles.explain import REASONS
+from plugins.puzzles.explain import REASONS, SINGLES, reason_holds, unit_of
 
 from .corpus import encoder_inputs
 from .grammar import candidates, n_semantics, project
@@ -17,6 +17,11 @@ from .model import Explainer
 from .vocab import BOS_ID, MASK_ID, MAX_KEY, PAD_ID, SEP_ID, SLOT_LEN, render
 
 _NEVER = (MASK_ID, BOS_ID, SEP_ID)
+#: Position of the digit in a slot: ``#k rXcY = D : ...``.
+DIGIT_POS = 3
+#: How often the planning in :func:`plan_bans` may push one claim to a later key (two: a claim
+#: moved once may be moved again by a claim it depends on; more lets cycles run every key up).
+MAX_PUSH = 2
 
 
 def blank_cells(puzzles: np.ndarray) -> torch.Tensor:
@@ -63,21 +68,28 @@ def predict(model: Explainer, mem: torch.Tensor, cells: torch.Tensor, tokens: to
 
 
 def remask(tokens: torch.Tensor, conf: torch.Tensor, cells: torch.Tensor, count: torch.Tensor,
-           rejected: torch.Tensor | None = None) -> torch.Tensor:
-    """Mask the ``count`` (B,) least confident tokens of each sample; with ``rejected`` (B, S) bool,
-    every token of a rejected claim's slot first (energy-guided), then the least confident others."""
+           rejected: torch.Tensor | None = None, rekey: torch.Tensor | None = None,
+           keep_digit: torch.Tensor | None = None) -> torch.Tensor:
+    """Mask the ``count`` (B,) least confident tokens of each sample (plain re-masking). Energy-guided,
+    with ``rejected`` (B, S) bool: every token of a rejected claim's slot, except the digit of the
+    slots in ``keep_digit`` (a right digit whose reason failed), and the order key of the slots in
+    ``rekey`` (verified claims that depend on a rejected one); verified claims are not re-masked."""
     valid = (cells >= 0).unsqueeze(-1).expand_as(tokens)
-    score = conf.clone()
     forced = torch.zeros_like(valid)
+    protect = ~valid
     if rejected is not None:
         forced = rejected.unsqueeze(-1).expand_as(tokens) & valid
-        score = score - 2.0 * forced
-    score = score.masked_fill(~valid, float("inf")).flatten(1)
-    count = torch.maximum(count, forced.flatten(1).sum(1))
+        protect = protect | ~forced
+        if keep_digit is not None:
+            forced[..., DIGIT_POS] &= ~keep_digit
+            protect[..., DIGIT_POS] |= keep_digit
+        if rekey is not None:
+            forced[..., 0] |= rekey & (cells >= 0)
+    score = conf.masked_fill(protect, float("inf")).flatten(1)
     order = score.argsort(dim=1, stable=True)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
-    chosen = (ranks < count[:, None]).view_as(tokens) & valid
+    chosen = ((ranks < count[:, None]).view_as(tokens) & ~protect) | forced
     return tokens.masked_fill(chosen, MASK_ID)
 
 
@@ -159,8 +171,9 @@ def ar_decode(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray,
 def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, iters: int,
                  guided: bool = True, grammar: bool = True) -> tuple[list[Judged], torch.Tensor, np.ndarray]:
     """Decode a batch of same-size puzzles with ``iters`` mask-predict iterations, judging after
-    each; a sample stops once verified (energy < 1). ``guided`` re-masks rejected claims first and
-    bans them (their key, digit and reason). Returns each sample's best (lowest-energy) judgement
+    each; a sample stops once verified (energy < 1). ``guided`` re-masks only what the checker
+    rejected and bans what the rejection rules out (:func:`guide`); plain re-masks the least
+    confident tokens. Returns each sample's best (lowest-energy) judgement
     so far, as the plugin's output, the last slot tokens and the iterations each sample used."""
     enc = encoder_inputs(puzzles, solutions)
     with torch.no_grad():
@@ -181,12 +194,12 @@ def mask_predict(model: Explainer, puzzles: np.ndarray, solutions: np.ndarray, i
             active = torch.tensor([j.energy >= 1 for j in judged])
             if not bool(active.any()):
                 break
-            rejected = None
+            rejected = rekey = keep_digit = None
             if guided:
                 rejected = torch.as_tensor(np.stack([j.rejected for j in judged])) & active[:, None]
-                ban(banned, rejected, choice, digits)
+                rekey, keep_digit = guide(banned, rejected, choice, digits, grids, cells)
             count = torch.where(active, schedule(n_valid, it, iters), torch.zeros_like(n_valid))
-            tokens = remask(tokens, conf, cells, count, rejected)
+            tokens = remask(tokens, conf, cells, count, rejected, rekey, keep_digit)
         rows = torch.tensor([not it or j.energy >= 1 for j in (judged or [None] * len(grids))])
         tokens[rows], conf[rows], choice[rows] = predict(model, mem[rows], cells[rows], tokens[rows], conf[rows],
                                                          choice[rows], None if banned is None else banned[rows],
@@ -206,22 +219,139 @@ def slot_digits(solutions: np.ndarray, cells: torch.Tensor) -> torch.Tensor:
     return torch.where(cells >= 0, sol.gather(1, cells.clamp(min=0)), torch.zeros_like(cells))
 
 
-def ban(banned: torch.Tensor, rejected: torch.Tensor, choice: torch.Tensor, digits: torch.Tensor) -> None:
-    """Ban, in place, what the checker's rejection of each slot's claim (key, digit, reason) rules
-    out: a wrong digit under every key and reason; a right digit whose reason did not hold, that
-    reason under this key and every earlier one (a single that fails at a point of the text fails
-    before it too: placements only remove candidates). ``digits``: :func:`slot_digits`."""
-    b, s = torch.nonzero(rejected & (choice >= 0), as_tuple=True)
-    if not len(b):
-        return
-    n_reasons = len(REASONS)
-    n = banned.shape[-1] // (MAX_KEY * n_reasons)
-    view = banned.view(*banned.shape[:2], MAX_KEY, n, n_reasons)
-    c = choice[b, s]
-    key, digit, reason = c // (n * n_reasons), (c % (n * n_reasons)) // n_reasons, c % n_reasons
-    for bi, si, k, d, r, right in zip(b.tolist(), s.tolist(), key.tolist(), digit.tolist(), reason.tolist(),
-                                      (digit + 1 == digits[b, s]).tolist()):
-        if right:
-            view[bi, si, :k + 1, d, r] = True
+def _sem(n: int, c: int) -> tuple[int, int, int]:
+    """(0-based key, digit, reason index) of a claim index (``grammar.candidates``' layout)."""
+    R = len(REASONS)
+    return c // (n * R), (c % (n * R)) // R + 1, c % R
+
+
+def _holds(grid: np.ndarray, cell: int, digit: int, reason: str) -> bool:
+    n = grid.shape[0]
+    row, col = divmod(cell, n)
+    unit = unit_of(n, reason, row, col) + 1 if reason in ("box", "row", "column") else 0
+    return reason_holds(grid, row, col, digit, reason, unit) is None
+
+
+def holds_from(puzzle: np.ndarray, solution: np.ndarray, cells: list[int], keys: list[int], placed: list[bool],
+               a: int, digit: int, reason: str, start: int = 0) -> int:
+    """The first order key (0-based, >= ``start``) at which slot ``a``'s claim (``digit``, ``reason``)
+    would hold given the other slots' claims at ``keys``: the digits of the ``placed`` ones (right
+    digits) that come before it in the text (a smaller key, or the same key and an earlier slot,
+    as :func:`plugins.language.vocab.render` orders them); ``MAX_KEY`` if at none. Singles and
+    contradictions only become truer as right digits are placed, so the first key is all it takes
+    (a choice is tried at every key)."""
+    n = puzzle.shape[0]
+    order = sorted((keys[j], j, cells[j]) for j in range(len(cells)) if j != a and placed[j])
+    grid = puzzle.copy()
+    i, last = 0, -1
+    for k in range(start, MAX_KEY):
+        while i < len(order) and (order[i][0], order[i][1]) < (k, a):
+            r, c = divmod(order[i][2], n)
+            grid[r, c] = solution[r, c]
+            i += 1
+        if last == i and reason != "choice":
+            continue  # the same grid as at the key before, where it failed
+        last = i
+        if _holds(grid, cells[a], digit, reason):
+            return k
+    return MAX_KEY
+
+
+def plan_bans(puzzle: np.ndarray, solution: np.ndarray, cells: list[int], sems: list[tuple[int, int, int]],
+              right: list[bool], rejected: list[bool]) -> tuple[list[tuple[int, int, int, int]], set[int]]:
+    """What the checker's rejections of one text rule out, for its slots (``cells``, claims ``sems``
+    as (key, digit, reason), ``right`` digit or not, ``rejected``): (bans, moved), each ban
+    (slot, digit, reason, first) meaning "this claim would not hold at keys below ``first``", and
+    the verified slots that depend on a rejected claim.
+
+    Each rejected claim with the right digit is projected to the first key at which its reason
+    holds given the others (another single where its own holds nowhere); then, in text order, every
+    claim that no longer holds there (it needed a digit that now comes later) is projected to its
+    own first key, and so on (each claim at most ``MAX_PUSH`` times, so a cycle of claims that need
+    each other stops). A rejected claim is then banned, for every reason of its digit, at every key
+    where it would not hold given that projection; a moved verified claim is banned at the keys
+    below its projected one. The model picks among what is left: the checker writes nothing."""
+    S = len(cells)
+    keys = [k for k, _, _ in sems]
+    proj, rsn = keys[:], [r for _, _, r in sems]
+    frozen: set[int] = set()
+    pushes = {a: 1 for a in range(S) if rejected[a]}
+    for a in range(S):
+        if not (rejected[a] and right[a]):
+            continue
+        k, d, r = sems[a]
+        best = (holds_from(puzzle, solution, cells, keys, right, a, d, REASONS[r], k + 1), r)
+        if best[0] >= MAX_KEY:
+            for rr, reason in enumerate(REASONS):
+                if reason in SINGLES and rr != r:
+                    best = min(best, (holds_from(puzzle, solution, cells, keys, right, a, d, reason), rr))
+        if best[0] < MAX_KEY:
+            proj[a], rsn[a] = best
         else:
-            view[bi, si, :, d, :] = True
+            frozen.add(a)
+    moved: set[int] = set()
+    for _ in range(S * MAX_PUSH + 1):
+        grid = puzzle.copy()
+        for j in sorted(range(S), key=lambda j: (proj[j], j)):
+            if not right[j]:
+                continue
+            if j not in frozen and not _holds(grid, cells[j], sems[j][1], REASONS[rsn[j]]):
+                first = holds_from(puzzle, solution, cells, proj, right, j, sems[j][1], REASONS[rsn[j]], proj[j] + 1)
+                pushes[j] = pushes.get(j, 0) + 1
+                if first < MAX_KEY and pushes[j] <= MAX_PUSH:
+                    proj[j] = first
+                    if not rejected[j]:
+                        moved.add(j)
+                    break
+                frozen.add(j)
+            r, c = divmod(cells[j], puzzle.shape[0])
+            grid[r, c] = solution[r, c]
+        else:
+            break
+    bans = []
+    for a in range(S):
+        if not (rejected[a] and right[a]):
+            continue
+        k, d, r = sems[a]
+        for rr, reason in enumerate(REASONS):
+            if reason == "choice" and rr != r:
+                continue
+            start = k + 1 if rr == r and reason != "choice" else 0
+            bans.append((a, d, rr, holds_from(puzzle, solution, cells, proj, right, a, d, reason, start)))
+    bans += [(j, sems[j][1], sems[j][2], proj[j]) for j in sorted(moved)]
+    return bans, moved
+
+
+def guide(banned: torch.Tensor, rejected: torch.Tensor, choice: torch.Tensor, digits: torch.Tensor,
+          grids: list[tuple[np.ndarray, np.ndarray]], cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Energy-guided re-masking: ban, in place, what the checker's rejections rule out, and say what
+    else to re-mask. A wrong digit is banned under every key and reason; for a right digit whose
+    reason failed, every claim of that digit is banned at the keys where it would not hold
+    (:func:`plan_bans`), and so is each verified claim that depends on it below the key it
+    would need. ``digits``: :func:`slot_digits`; ``grids``: each sample's (puzzle, solution) n x n.
+    Returns (rekey, keep_digit), (B, S) bool: the verified slots whose order key to re-mask, and
+    the rejected slots whose (right) digit to keep."""
+    R = len(REASONS)
+    n = banned.shape[-1] // (MAX_KEY * R)
+    view = banned.view(*banned.shape[:2], MAX_KEY, n, R)
+    rekey = torch.zeros(rejected.shape, dtype=torch.bool)
+    keep_digit = torch.zeros(rejected.shape, dtype=torch.bool)
+    ch, cl, dg, rj = choice.tolist(), cells.tolist(), digits.tolist(), rejected.tolist()
+    for b in range(len(ch)):
+        valid = [j for j in range(len(cl[b])) if cl[b][j] >= 0 and ch[b][j] >= 0]
+        if not any(rj[b][j] for j in valid):
+            continue
+        sems = [_sem(n, ch[b][j]) for j in valid]
+        right = [sem[1] == dg[b][j] for sem, j in zip(sems, valid)]
+        rej = [rj[b][j] for j in valid]
+        for i, j in enumerate(valid):
+            if rej[i] and not right[i]:
+                view[b, j, :, sems[i][1] - 1, :] = True
+            keep_digit[b, j] = rej[i] and right[i]
+        puzzle, solution = grids[b]
+        bans, moved = plan_bans(puzzle, solution, [cl[b][j] for j in valid], sems, right, rej)
+        for i, d, r, first in bans:
+            view[b, valid[i], :first, d - 1, r] = True
+        for i in moved:
+            rekey[b, valid[i]] = True
+    return rekey, keep_digit

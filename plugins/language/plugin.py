@@ -1,10 +1,14 @@
 """LanguageExplainer: the ``language`` IRP plugin, text that explains a solution claim by claim.
 
 Sudoku (4x4, 6x6): one IRP step is one mask-predict iteration of the trained model: re-mask
-the least confident slot tokens (N (T - t) / T of them at iteration t of T = ``max_steps``)
-and predict them again, each slot projected onto the claim grammar (the well-formed claim the
-model scores highest; ``grammar=False`` for raw argmax tokens); energy-guided (the default)
-re-masks every token of the claims the checker rejected first and bans those claims there.
+slot tokens and predict them again, each slot projected onto the claim grammar (the well-formed
+claim the model scores highest that is not banned; ``grammar=False`` for raw argmax tokens).
+Energy-guided (the default) re-masks only what the checker rejected (a rejected claim's tokens,
+its digit kept where it is right; the order keys of verified claims that depend on it) and bans
+what the rejection rules out: a wrong digit everywhere, a right digit's claims at the order keys
+where they would not hold given the other claims (:func:`plugins.language.decode.guide`).
+Plain re-masking takes the least confident tokens (N (T - t) / T of them at iteration t of
+T = ``max_steps``).
 Energy = false claims + blank cells no claim speaks of + (1 - mean token confidence) of the
 best text so far (the one ``output`` gives; refinement continues from the current tokens), so
 energy < 1 means every claim is verified. Mazes and world plans are phrased by the symbolic
@@ -37,7 +41,7 @@ from plugins.puzzles.explain import check_solved, maze_text, path_cells
 
 from .checkpoint import DEFAULT, load_model
 from .corpus import encoder_inputs
-from .decode import ban, blank_cells, initial_tokens, judge, predict, remask, schedule, slot_digits
+from .decode import blank_cells, guide, initial_tokens, judge, predict, remask, schedule, slot_digits
 from .grammar import n_semantics
 from .plan import check_plan, plan_figures, plan_text
 from .summary import summarize
@@ -134,10 +138,12 @@ class LanguageExplainer(IRPPlugin):
         choice, banned = torch.as_tensor(x["choice"])[None], torch.as_tensor(x["banned"]).clone()[None]
         if state.step:
             count = schedule((cells >= 0).sum(1) * SLOT_LEN, state.step, m["max_steps"])
-            rejected = torch.as_tensor(x["rejected"])[None] if m["guided"] else None
-            if rejected is not None:
-                ban(banned, rejected, choice, slot_digits(x["solution"][None], cells))
-            tokens = remask(tokens, conf, cells, count, rejected)
+            rejected = rekey = keep_digit = None
+            if m["guided"]:
+                rejected = torch.as_tensor(x["rejected"])[None]
+                rekey, keep_digit = guide(banned, rejected, choice, slot_digits(x["solution"][None], cells),
+                                          [(x["puzzle"].reshape(n, n), x["solution"].reshape(n, n))], cells)
+            tokens = remask(tokens, conf, cells, count, rejected, rekey, keep_digit)
         enc = encoder_inputs(x["puzzle"][None], x["solution"][None])
         with torch.no_grad():
             mem = model.encode(enc["given"], enc["digit"])

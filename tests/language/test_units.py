@@ -3,6 +3,7 @@ re-masking, input validation, plans and mazes."""
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -10,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugins.language.corpus import ar_batch, generate, nat_batch
-from plugins.language.decode import ban, blank_cells, initial_tokens, remask, schedule, slot_digits
+from plugins.language.decode import blank_cells, guide, initial_tokens, remask, schedule, slot_digits
 from plugins.language.grammar import n_semantics
 from plugins.language.plan import check_plan, plan_text
 from plugins.language.plugin import LanguageExplainer, parse_input
-from plugins.language.vocab import MASK_ID, MAX_KEY, PAD_ID, SEP_ID, SLOT_LEN, TOKENS, render
+from plugins.language.vocab import MASK_ID, MAX_KEY, PAD_ID, SEP_ID, SLOT_LEN, TOKENS, encode_slot, render
 from plugins.puzzles import maze, sudoku
 from plugins.puzzles.claims import check_explanation
 from plugins.puzzles.explain import REASONS, path_cells
@@ -64,23 +65,28 @@ def test_schedule_decays() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 10_000), count=st.integers(0, 60), guided=st.booleans())
-def test_remask_counts_and_rejected_first(seed: int, count: int, guided: bool) -> None:
+@given(seed=st.integers(0, 10_000), count=st.integers(0, 60), guided=st.booleans(), keep=st.booleans())
+def test_remask_counts_and_rejected_only(seed: int, count: int, guided: bool, keep: bool) -> None:
     g = torch.Generator().manual_seed(seed)
     cells = torch.tensor([[0, 3, 5, -1]])
     tokens, _ = initial_tokens(cells)
     tokens = torch.where(tokens == MASK_ID, torch.randint(4, 20, tokens.shape, generator=g), tokens)
     conf = torch.rand(tokens.shape, generator=g)
     rejected = torch.tensor([[False, True, False, False]]) if guided else None
-    out = remask(tokens, conf, cells, torch.tensor([count]), rejected)
+    rekey = torch.tensor([[False, False, True, False]]) if guided else None
+    keep_digit = rejected & keep if guided else None
+    out = remask(tokens, conf, cells, torch.tensor([count]), rejected, rekey, keep_digit)
     masked = out == MASK_ID
     assert not masked[0, 3].any()  # padding slot untouched
-    expected = min(3 * SLOT_LEN, max(count, SLOT_LEN if guided else 0))
+    if guided:  # the rejected slot (its right digit kept on request) and the dependent's key, nothing else
+        assert masked[0, 1].sum() == SLOT_LEN - keep and masked[0, 1, 3] != keep
+        assert masked[0, 2].tolist() == [True] + [False] * (SLOT_LEN - 1)
+        assert not masked[0, 0].any()
+        return
+    expected = min(3 * SLOT_LEN, count)
     assert int(masked.sum()) == expected
-    if guided:
-        assert masked[0, 1].all()
     valid_conf = conf[0, :3].flatten()
-    if 0 < expected and not guided:  # the least confident tokens are the ones re-masked
+    if 0 < expected:  # the least confident tokens are the ones re-masked
         assert float(conf[masked].max()) <= float(valid_conf.sort().values[expected - 1])
 
 
@@ -139,18 +145,53 @@ def test_plan_text_is_checked() -> None:
     assert s.energy == 0.0 and plugin.output(s) == text
 
 
-def test_ban_follows_the_checkers_diagnosis() -> None:
-    """A wrong digit is banned under every key and reason; a right digit whose reason failed is
-    banned for that reason at its key and every earlier key only (singles are monotone)."""
+def test_guide_bans_a_wrong_digit_everywhere() -> None:
     n, R = 4, len(REASONS)
+    puzzle = np.array([[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]])
+    solution = puzzle.copy()
+    puzzle[0, 0] = puzzle[1, 1] = 0
     cells = torch.tensor([[0, 5, -1]])
-    digits = slot_digits(np.array([[1, 2, 3, 4, 3, 4, 1, 2, 2, 1, 4, 3, 4, 3, 2, 1]]), cells)
+    digits = slot_digits(solution.reshape(1, -1), cells)
     assert digits.tolist() == [[1, 4, 0]]
     sem = lambda key, d, r: key * n * R + (d - 1) * R + r  # noqa: E731  (grammar.candidates' layout)
     banned = torch.zeros((1, 3, n_semantics(n)), dtype=torch.bool)
-    choice = torch.tensor([[sem(2, 3, 0), sem(3, 4, 1), -1]])  # slot 0: digit 3, wrong; slot 1: digit 4, right
-    ban(banned, torch.tensor([[True, True, True]]), choice, digits)
+    choice = torch.tensor([[sem(2, 3, 0), sem(0, 4, 0), -1]])  # slot 0: digit 3, wrong; slot 1: right, true
+    rekey, keep = guide(banned, torch.tensor([[True, False, False]]), choice, digits, [(puzzle, solution)], cells)
     view = banned.view(1, 3, MAX_KEY, n, R)
     assert view[0, 0, :, 2, :].all() and view[0, 0].sum() == MAX_KEY * R  # digit 3 everywhere, nothing else
-    assert view[0, 1, :4, 3, 1].all() and view[0, 1].sum() == 4  # reason 1 of digit 4 at keys 1..4 only
-    assert not view[0, 2].any()  # a padding slot with no choice
+    assert not view[0, 1:].any() and not rekey.any() and not keep.any()
+
+
+def test_guide_moves_a_claim_to_where_it_holds_and_its_dependents_after_it() -> None:
+    """The explainer's claims of a held-out-like 4x4 puzzle all under key #1: one is rejected (its
+    single needs a later placement). Its right digit is kept; each of its claims is banned at the
+    keys where it would not hold; the two verified claims that need it get their keys re-masked and
+    banned below where they would hold. Taking the first key left to each gives a true text."""
+    n, R = 4, len(REASONS)
+    corpus = generate(4, 20, seed=5)
+    p, s = corpus.grids(5)
+    placements = {pl.row * n + pl.col: pl for pl in corpus.placements(5)}
+    cells = blank_cells(p.reshape(1, -1))
+    slots = cells[0].tolist()
+
+    def text(keys: list[int]) -> tuple[str, list[int]]:
+        return render([encode_slot(attrs.evolve(placements[c], round=k + 1), 0) for c, k in zip(slots, keys)])
+
+    keys = [0] * len(slots)
+    body, order = text(keys)
+    rejected = np.zeros(len(slots), dtype=bool)
+    for line, claim in zip(order, check_explanation(p, s, body).claims):
+        rejected[line] = not claim.true
+    assert rejected.sum() == 1
+    choice = torch.tensor([[(placements[c].digit - 1) * R + REASONS.index(placements[c].reason) for c in slots]])
+    banned = torch.zeros((1, len(slots), n_semantics(n)), dtype=torch.bool)
+    rekey, keep = guide(banned, torch.as_tensor(rejected)[None], choice, slot_digits(s.reshape(1, -1), cells),
+                        [(p, s)], cells)
+    assert keep[0].tolist() == rejected.tolist()
+    assert int(rekey.sum()) == 2 and not (rekey[0] & torch.as_tensor(rejected)).any()
+    view = banned.view(1, len(slots), MAX_KEY, n, R)
+    first = []
+    for j, c in enumerate(slots):
+        free = [k for k in range(MAX_KEY) if not view[0, j, k, placements[c].digit - 1, REASONS.index(placements[c].reason)]]
+        first.append(free[0] if rejected[j] or rekey[0, j] else keys[j])
+    assert first != keys and check_explanation(p, s, text(first)[0]).all_true
