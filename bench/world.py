@@ -7,6 +7,9 @@
    (DOP853, rtol 1e-11): success = lands within 5 cm. Also: how far the no-drag closed form misses.
 2. Reacher-v5 (gymnasium): the receding-horizon MPPI controller over N seeds against the quick
    MPPI baseline of the issue (64 samples, 10 steps, white noise, the environment's own model).
+   With ``--parts optimum``: the best return reachable on the same seeds, found per episode by
+   L-BFGS-B over all 50 actions (finite differences on the environment's own model, started from
+   our controller's actions and from zero): the ceiling against which SAC's -2.6 is read.
 3. The same 2-link reach solved by gradient steps in the torch core and by the sampling planner
    in MuJoCo: iterations, time, final error.
 
@@ -179,6 +182,45 @@ def bench_reacher(n: int) -> None:
               f"{r['ms_p95']:7.1f}{r['ms_first']:7.0f}")
 
 
+def bench_reacher_optimum(n: int) -> None:
+    import gymnasium as gym
+    from scipy.optimize import minimize
+
+    from plugins.world.mpc import MPCPlanner, RecedingHorizon, parse_mpc_task, physics_state
+
+    print(f"\n== Reacher-v5 ceiling: {n} seeds, best open-loop return by L-BFGS-B over the 100 controls")
+    planner, ours, best, replay = MPCPlanner(nthread=2), [], [], 0.0
+    # the environment's own model and step (RK4, 2 x 10 ms), its reward, all 50 steps
+    exact = parse_mpc_task({**REACHER_TASK, "integrator": None, "timestep": None, "frame_skip": 2, "horizon": 50})
+    eye = np.eye(100) * 1e-6
+    for seed in range(n):
+        env = gym.make("Reacher-v5")
+        env.reset(seed=seed)
+        sim = env.unwrapped
+        start = physics_state(sim.model, sim.data)
+        controller = RecedingHorizon(planner, REACHER_TASK, seed=seed, warmup=REACHER_WARMUP)
+        actions, total = [], 0.0
+        for _ in range(50):
+            actions.append(controller.act(physics_state(sim.model, sim.data)))
+            total += env.step(actions[-1])[1]
+        env.close()
+
+        def cost_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            # forward differences, the 101 sequences rolled out in one mujoco.rollout call
+            plans = np.clip(flat[None] + np.vstack([np.zeros(100), eye]), -1.0, 1.0).reshape(101, 50, 2)
+            costs = planner.rollout_costs(exact, start, plans)[0]
+            return float(costs[0]), (costs[1:] - costs[0]) / 1e-6
+
+        replay = max(replay, abs(cost_and_gradient(np.ravel(actions))[0] + total))
+        found = [minimize(cost_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=[(-1.0, 1.0)] * 100,
+                          options={"maxiter": 500}).fun for x0 in (np.ravel(actions), np.zeros(100))]
+        ours.append(total)
+        best.append(-min(found))
+    print(f"ours (MPPI 32 x 20) {np.mean(ours):.3f}; optimum found {np.mean(best):.3f} (ours within "
+          f"{100 * (np.mean(ours) / np.mean(best) - 1):.1f} % of it; best seed {max(best):.3f}; the planner's "
+          f"model replays our actions within {replay:.1e} of the environment's return)")
+
+
 # -- the same reach in torch and in MuJoCo -------------------------------------------------------
 
 def bench_arm() -> None:
@@ -217,7 +259,7 @@ def bench_arm() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 throw targets and 10 Reacher seeds")
-    parser.add_argument("--parts", default="throw,reacher,arm", help="comma-separated: throw, reacher, arm")
+    parser.add_argument("--parts", default="throw,reacher,arm", help="comma-separated: throw, reacher, optimum, arm")
     parser.add_argument("--seeds", type=int, default=None, help="Reacher seeds (default 50, --quick 10)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -227,6 +269,8 @@ def main() -> None:
         bench_throw(40 if args.quick else 200)
     if "reacher" in parts:
         bench_reacher(args.seeds or (10 if args.quick else 50))
+    if "optimum" in parts:
+        bench_reacher_optimum(args.seeds or (10 if args.quick else 50))
     if "arm" in parts:
         bench_arm()
 
