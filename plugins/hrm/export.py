@@ -34,7 +34,7 @@ from .checkpoint import load_pretrained, resolve
 from .evaluate import EVAL_SEED, evaluate_bare
 from .graph import INPUT_NAMES, OUTPUT_NAMES, SegmentGraph
 from .model import HRM
-from .runtime import OnnxSegment, RuntimeModel, TorchScriptSegment
+from .runtime import PRECISE, OnnxSegment, RuntimeModel, TorchScriptSegment
 from .tasks import get_task
 
 EXPORT_FORMAT = "sage-hrm-segment/1"
@@ -61,6 +61,9 @@ class ExportInfo:
     config: dict[str, Any]
     parity: dict[str, float]
     accuracy: dict[str, Any] = attrs.field(factory=dict)
+    #: ONNX Runtime fusions the runtime leaves off for this graph (chosen at export for parity;
+    #: files written before this field was recorded were checked with the PRECISE ones off)
+    onnx_fusions_off: tuple[str, ...] = attrs.field(default=PRECISE, converter=tuple)
     torch_version: str = torch.__version__
     export_format: str = EXPORT_FORMAT
 
@@ -188,6 +191,18 @@ def parity_refusal(par: dict[str, float]) -> str | None:
             f"logit {par['logits_scale']:.1f})")
 
 
+def fastest_within_parity(model: HRM, data: bytes, threads: int | None = None,
+                          batch_sizes: tuple[int, ...] = (1, 64), segments: int = 3) -> tuple[OnnxSegment, dict[str, float]]:
+    """(runner, parity) of a float32 graph: with every ONNX Runtime fusion if its logits are
+    within PARITY_TOL of eager's, else with the :data:`~plugins.hrm.runtime.PRECISE` ones off."""
+    runner = OnnxSegment(data, threads)
+    par = parity(model, runner, batch_sizes, segments)
+    if par["logits"] > PARITY_TOL:
+        runner = OnnxSegment(data, threads, PRECISE)
+        par = parity(model, runner, batch_sizes, segments)
+    return runner, par
+
+
 def onnx_runner_for(model: HRM, checkpoint_path: str | Path, file: str | Path | None = None,
                     threads: int | None = None) -> OnnxSegment:
     """An ONNX Runtime segment of ``model``: from an export ``file`` (checked to be of this
@@ -196,8 +211,8 @@ def onnx_runner_for(model: HRM, checkpoint_path: str | Path, file: str | Path | 
         info, runner = load_runner(file, threads)
         check_matches(info, model, checkpoint_path, str(file))
         return runner
-    runner = OnnxSegment(onnx_bytes(model), threads)
-    refusal = parity_refusal(parity(model, runner, batch_sizes=(1, 3), segments=1))
+    runner, par = fastest_within_parity(model, onnx_bytes(model), threads, batch_sizes=(1, 3), segments=1)
+    refusal = parity_refusal(par)
     if refusal:
         raise RuntimeError(f"the in-memory ONNX export of {checkpoint_path} fails its parity check: {refusal}")
     return runner
@@ -282,7 +297,7 @@ def load_runner(path: str | Path, threads: int | None = None, trusted: bool = Fa
     """(info, runner) of an export file; a TorchScript file only with ``trusted=True``."""
     info, data = read_export(path)
     if info.format == "onnx":
-        return info, OnnxSegment(data, threads)
+        return info, OnnxSegment(data, threads, info.onnx_fusions_off)
     if not trusted:
         raise ValueError(f"{path}: refusing to load a TorchScript archive: it holds pickled data and code that "
                          "torch.jit.load runs; pass trusted=True only for a file you made, or use an ONNX export")
@@ -313,17 +328,21 @@ def export_checkpoint(checkpoint: str, fmt: str, out: str | Path, int8: bool = F
     model = load_pretrained(path)
     info = ExportInfo(format=fmt, int8=int8, checkpoint=str(checkpoint), checkpoint_sha256=file_sha256(path),
                       config=model.cfg.to_dict(), parity={})
-    if fmt == "onnx":
+    if fmt == "onnx" and not int8:
         data = onnx_bytes(model)
-        if int8:
-            data = quantize_int8(data)
-        runner = OnnxSegment(data, threads)
-    else:
-        traced = _traced(model)
-        runner = TorchScriptSegment(_torchscript_bytes(traced, None))
-    par = parity(model, runner, parity_batches)
+        runner, par = fastest_within_parity(model, data, threads, parity_batches)
+    else:  # int8 is judged by held-out accuracy, with every fusion on
+        if fmt == "onnx":
+            data = quantize_int8(onnx_bytes(model))
+            runner = OnnxSegment(data, threads)
+        else:
+            traced = _traced(model)
+            runner = TorchScriptSegment(_torchscript_bytes(traced, None))
+        par = parity(model, runner, parity_batches)
     log(f"parity vs eager float32 (max abs, batch {' and '.join(map(str, parity_batches))}, 3 segments): "
-        + ", ".join(f"{k} {v:.2e}" for k, v in par.items() if k in ("logits", "q_halt", "q_continue", "z_H", "z_L")))
+        + ", ".join(f"{k} {v:.2e}" for k, v in par.items() if k in ("logits", "q_halt", "q_continue", "z_H", "z_L"))
+        + (f"; ONNX Runtime fusions left off for parity: {', '.join(runner.disabled)}"
+           if isinstance(runner, OnnxSegment) and runner.disabled else ""))
     accuracy: dict[str, Any] = {}
     if int8:
         ref = held_out_accuracy(model, None, n=n_eval)
@@ -344,7 +363,8 @@ def export_checkpoint(checkpoint: str, fmt: str, out: str | Path, int8: bool = F
         refusal = parity_refusal(par)
         if refusal:
             raise ExportRejected(refusal + "; not written")
-    info = attrs.evolve(info, parity=par, accuracy=accuracy)
+    info = attrs.evolve(info, parity=par, accuracy=accuracy,
+                        onnx_fusions_off=runner.disabled if isinstance(runner, OnnxSegment) else ())
     data = _with_info_onnx(data, info) if fmt == "onnx" else _torchscript_bytes(traced, info)
     out = Path(out)
     _write(out, data)
@@ -354,5 +374,5 @@ def export_checkpoint(checkpoint: str, fmt: str, out: str | Path, int8: bool = F
 
 
 __all__ = ["EXPORT_FORMAT", "ExportInfo", "ExportRejected", "FORMATS", "INT8_MAX_LOSS", "PARITY_TOL",
-           "check_matches", "export_checkpoint", "file_sha256", "held_out_accuracy", "load_runner",
+           "check_matches", "export_checkpoint", "fastest_within_parity", "file_sha256", "held_out_accuracy", "load_runner",
            "onnx_bytes", "onnx_runner_for", "parity", "parity_refusal", "quantize_int8", "read_export"]

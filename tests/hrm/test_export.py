@@ -21,7 +21,7 @@ from sage_core.testing import check_plugin
 from plugins.hrm import export as E
 from plugins.hrm.checkpoint import CHECKPOINT_DIR, MODEL_FILE, load_pretrained, resolve
 from plugins.hrm.plugin import HRMReasoner
-from plugins.hrm.runtime import OnnxSegment
+from plugins.hrm.runtime import PRECISE, OnnxSegment
 
 pytest.importorskip("onnxruntime")
 
@@ -48,6 +48,7 @@ def test_onnx_round_trip_of_each_shipped_checkpoint(files: dict[str, Path], name
     assert info.checkpoint_sha256 == E.file_sha256(resolve(name))
     assert info.config == model.cfg.to_dict()
     E.check_matches(info, model, resolve(name), str(files[name]))
+    assert runner.disabled == info.onnx_fusions_off  # the fusions chosen at export are the ones run
     par = E.parity(model, runner, batch_sizes=(1, 5), segments=2)  # re-measured on the loaded file
     assert E.parity_refusal(par) is None
     assert par["logits"] <= E.PARITY_TOL * max(1.0, par["logits_scale"])
@@ -60,6 +61,19 @@ def test_onnx_round_trip_of_each_shipped_checkpoint(files: dict[str, Path], name
     assert carry["z_H"].shape == (7, model.cfg.total_len, model.cfg.hidden)
     one = runner(model.initial_carry(1), x[3:4])
     assert torch.allclose(one[1][0], logits[3], atol=1e-4)
+
+
+def test_the_export_keeps_every_fusion_that_stays_within_parity(files: dict[str, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    info, runner = E.load_runner(files["sudoku4"])  # fused RMSNorm: 1.4e-5 from eager
+    assert info.onnx_fusions_off == () and runner.disabled == ()
+    model = load_pretrained("sudoku4")
+    monkeypatch.setattr(E, "PARITY_TOL", 0.0)  # a tolerance the fused graph misses
+    runner, par = E.fastest_within_parity(model, E.onnx_bytes(model), batch_sizes=(1,), segments=1)
+    assert runner.disabled == PRECISE and par["logits"] > 0.0
+    old = json.loads(info.to_json())
+    del old["onnx_fusions_off"]  # a file written before the choice was recorded runs with them off
+    assert E.ExportInfo.from_json(json.dumps(old), "old.onnx").onnx_fusions_off == PRECISE
 
 
 @pytest.mark.parametrize("name", SHIPPED)
