@@ -28,8 +28,9 @@ CLIENT_CLOSED = 499
 @attrs.frozen(slots=True)
 class ServeConfig:
     """How to build the app's :class:`Service` (plain values, so a Ray replica can rebuild it):
-    ``store`` directory, ``batching``, ``max_batch``, ``limits``, ``pipelines_dir``, and the
-    bearer ``token`` (None: read ``SAGE_API_TOKEN``; empty: no token)."""
+    ``store`` directory, ``batching``, ``max_batch``, ``limits``, ``pipelines_dir``, the
+    bearer ``token`` (None: read ``SAGE_API_TOKEN``; empty: no token) and the solver's
+    ``batch_wait_s``."""
 
     store: str | None = None
     batching: bool = True
@@ -37,10 +38,12 @@ class ServeConfig:
     limits: Limits = Limits()
     pipelines_dir: str | None = None
     token: str | None = None
+    batch_wait_s: float = 0.005
 
     def build(self) -> Service:
         """A new :class:`Service` with these settings."""
         return Service(self.store, limits=self.limits, batching=self.batching, max_batch=self.max_batch,
+                       batch_wait_s=self.batch_wait_s,
                        pipelines_dir=None if self.pipelines_dir is None else Path(self.pipelines_dir))
 
     def api_token(self) -> str:

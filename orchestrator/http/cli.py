@@ -20,6 +20,8 @@ from ..service import Limits
 @click.option("--replicas", type=int, default=1, show_default=True, help="Ray Serve replicas (--backend ray).")
 @click.option("--no-batching", is_flag=True, help="One model call per request (the benchmark's baseline).")
 @click.option("--max-batch", type=int, default=64, show_default=True, help="Sessions stepped together per plugin.")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Longest a batch waits for the clients just answered to send their next solves (0: never).")
 @click.option("--max-body", type=int, default=Limits().max_body_bytes, show_default=True,
               help="Largest request body in bytes (413 beyond); raise it for larger puzzle pictures.")
 @click.option("--max-queue", type=int, default=Limits().max_queue, show_default=True,
@@ -32,7 +34,7 @@ from ..service import Limits
               help="torch threads for the model (default: torch's own; uvicorn backend only).")
 @click.option("--log-level", default="warning", show_default=True, help="uvicorn log level.")
 def serve_command(host: str, port: int, store_dir: Path | None, backend: str, address: str | None, replicas: int,
-                  no_batching: bool, max_batch: int, max_body: int, max_queue: int, queue_timeout: float,
+                  no_batching: bool, max_batch: int, batch_wait_ms: float, max_body: int, max_queue: int, queue_timeout: float,
                   pipelines_dir: Path | None, threads: int | None, log_level: str) -> None:
     """Serve solves, pipeline runs (SSE telemetry) and a web page at http://HOST:PORT/ (/docs: the API).
 
@@ -52,7 +54,7 @@ def serve_command(host: str, port: int, store_dir: Path | None, backend: str, ad
         torch.set_num_threads(threads)
     config = ServeConfig(None if store_dir is None else str(store_dir), not no_batching, max_batch,
                          Limits(max_body_bytes=max_body, max_queue=max_queue, queue_timeout_s=queue_timeout),
-                         None if pipelines_dir is None else str(pipelines_dir))
+                         None if pipelines_dir is None else str(pipelines_dir), batch_wait_s=batch_wait_ms / 1e3)
     if backend == "ray":
         from ._ray_serve import deploy, shutdown
 

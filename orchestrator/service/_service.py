@@ -28,15 +28,17 @@ class Service:
     """What ``sage serve``, the MCP server and the ``llm`` tools share: :attr:`solver` (batched
     solves), :attr:`runs` (pipeline runs in :attr:`store`) and the listings. ``store`` is a
     SessionStore or its directory (default: the SessionStore default); ``batching=False`` steps
-    each solve with its own model call."""
+    each solve with its own model call; ``batch_wait_s``: see :class:`Solver`."""
 
     def __init__(self, store: SessionStore | str | os.PathLike[str] | None = None, *,
                  registry: Registry | None = None, limits: Limits = Limits(), batching: bool = True,
-                 max_batch: int = 64, pipelines_dir: Path | None = None, checkpoint_every: int = 50) -> None:
+                 max_batch: int = 64, batch_wait_s: float = 0.005, pipelines_dir: Path | None = None,
+                 checkpoint_every: int = 50) -> None:
         self.store = store if isinstance(store, SessionStore) else SessionStore(root=store)
         self.registry = registry
         self.limits = limits
-        self.solver = Solver(registry, batching=batching, max_batch=max_batch, limits=limits)
+        self.solver = Solver(registry, batching=batching, max_batch=max_batch, batch_wait_s=batch_wait_s,
+                             limits=limits)
         self.runs = RunManager(self.store, registry=registry, limits=limits, checkpoint_every=checkpoint_every,
                                pipelines_dir=pipelines_dir if pipelines_dir is not None else default_pipelines_dir())
 

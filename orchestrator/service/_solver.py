@@ -26,6 +26,7 @@ import numpy as np
 from sage_core import Registry, StepEvent, get_registry
 
 from .._batching import BatchPool, PoolResult
+from .._pipeline import policy_from_spec
 from ._errors import Cancelled, RequestError
 from ._limits import Limits
 from ._requests import SolveRequest, parse_puzzle
@@ -34,6 +35,8 @@ from ._requests import SolveRequest, parse_puzzle
 ProgressCallback = Callable[[StepEvent], None]
 
 _IDLE_WAIT_S = 0.05
+#: Per round, the solves recently in flight decay by this factor (see :meth:`Solver._gather`).
+_PEAK_DECAY = 0.9
 #: Session ids: 48 random bits as uuid4().hex[:12] gave, from a generator of the solver's own
 #: (seeded from the OS; a plugin that seeds ``random`` cannot make ids repeat), without a syscall per id.
 _IDS = random.Random()
@@ -164,16 +167,23 @@ class Solver:
     """Solves :class:`SolveRequest` values with continuous batching (see the module docstring).
 
     ``batching=False`` steps each session with its own model call (the comparison baseline);
-    ``max_batch`` caps the sessions stepped together per plugin; ``limits`` gives the queue
-    size and deadline (503 past them) and the step ceiling.
+    ``max_batch`` caps the sessions stepped together per plugin; ``batch_wait_s`` is the longest
+    a round waits for the clients it just answered to send their next solves (see
+    :meth:`_gather`; 0 never waits); ``limits`` gives the queue size and deadline (503 past
+    them) and the step ceiling.
     """
 
     def __init__(self, registry: Registry | None = None, *, batching: bool = True, max_batch: int = 64,
-                 limits: Limits = Limits()) -> None:
+                 batch_wait_s: float = 0.005, limits: Limits = Limits()) -> None:
+        if not batch_wait_s >= 0:
+            raise ValueError(f"batch_wait_s must be >= 0 seconds, got {batch_wait_s!r}")
         self.registry = registry
         self.batching = batching
         self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
+        self._peak = 0.0  # solves in flight lately (decaying maximum), for _gather
         self.limits = limits
+        self._policy = policy_from_spec({"max_steps": limits.max_steps})  # one for every pool (frozen)
         self._inbox: deque[_Job] = deque()
         self._jobs: dict[str, _Job] = {}
         self._pools: dict[str, BatchPool] = {}
@@ -248,7 +258,7 @@ class Solver:
     def _pool(self, name: str) -> BatchPool:
         pool = self._pools.get(name)
         if pool is None:
-            pool = self._pools[name] = BatchPool(self._plugin(name), policy={"max_steps": self.limits.max_steps},
+            pool = self._pools[name] = BatchPool(self._plugin(name), policy=self._policy,
                                                  max_batch=self.max_batch, batched=self.batching)
         return pool
 
@@ -263,6 +273,8 @@ class Solver:
         with self._cond:
             while not self._inbox and not self._pools and not self._closed:
                 self._cond.wait(_IDLE_WAIT_S)
+            if self.batching and self.batch_wait_s:
+                self._gather()
             jobs = list(self._inbox)
             self._inbox.clear()
         for job in jobs:
@@ -277,6 +289,21 @@ class Solver:
             except Exception as exc:  # noqa: BLE001 - a plugin that cannot be built fails its requests only
                 self._fail(job, RequestError(f"plugin {job.request.plugin!r} could not start: {exc}", field="plugin",
                                              status=503, retry_after=5.0))
+
+    def _gather(self) -> None:
+        """Wait (holding the condition's lock; ``submit`` wakes it) until as many solves are in
+        flight as lately, ``max_batch`` at most, or ``batch_wait_s`` has passed. Under steady load
+        the clients answered by the last round send their next solves a few milliseconds later;
+        without the wait those start a batch of their own, and the batches settle into two
+        halves of the clients, each paying a model call."""
+        self._peak = peak = max(float(len(self._jobs)), self._peak * _PEAK_DECAY)
+        want = min(self.max_batch, int(peak))
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(self._jobs) < want and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _drop_stale(self, pool: BatchPool) -> None:
         """Remove cancelled sessions and those that waited past the queue deadline."""

@@ -28,7 +28,7 @@ import sage_core
 from sage_core import HaltDecision, IRPPlugin, IRPState
 
 from .checkpoint import default_checkpoint, load_pretrained
-from .inference import FastSegment
+from .inference import FastSegment, threads_for
 from .model import HRM
 from plugins.puzzles import explain, maze, sudoku
 
@@ -286,48 +286,53 @@ class HRMReasoner(IRPPlugin):
             groups.setdefault((s.meta["task"], s.meta.get("checkpoint")), []).append(i)
         for (task_name, ck), idx in groups.items():
             model = self.model_for(task_name, ck)
-            task = get_task(task_name)
-            prepared = [self._prepare(states[i]) for i in idx]
-            x = torch.from_numpy(np.stack([p[0] for p in prepared]).astype(np.int64, copy=False))
-            if len(prepared) == 1:
-                carry = prepared[0][1]
-            else:
-                carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
-            new_carry, logits, qh, qc = self.forward_for(model)(carry, x)
-            with torch.inference_mode():
-                conf, pred = logits.float().softmax(-1).max(-1)
-                halt = model.act_halt(qh, qc)
-            puzzles = np.stack([states[i].x["puzzle"] for i in idx])
-            answers = pred.numpy().copy()
-            for j, p in enumerate(prepared):
-                if p[3] is not None:
-                    answers[j] = task.invert_symmetry(answers[j], p[3], label=True)
-            answers = task.project(answers, puzzles)
-            viol = task.violations(answers, puzzles).tolist()
-            confs = np.empty((len(idx), 2), dtype=np.float32)  # rows: [answer, best] confidence
-            confs[:, 0] = conf.numpy().mean(-1)
-            conf_l, halt_l = confs[:, 0].tolist(), halt.tolist()  # the float32 values, exactly
-            # each session owns a copy of its row: a view would keep the whole batch's carry
-            # alive for as long as any one session (or its result) is kept
-            z_H, z_L = new_carry["z_H"].split(1), new_carry["z_L"].split(1)
-            for j, i in enumerate(idx):
-                s = states[i]
-                inputs, _, m, _ = prepared[j]
-                ans, c, v = answers[j], conf_l[j], viol[j]
-                m["segment"] += 1
-                m["act_halted"] = halt_l[j] or m["segment"] >= m["max_segments"]
-                m["violations"] = v
-                sx = s.x
-                best, best_c = sx["best"], float(sx["conf"][1])
-                if s.step == 0 or (v, -c) < (m["best_violations"], -best_c):
-                    best, best_c = ans.copy(), c
-                    m["best_violations"] = v
-                    m["best_attempt"] = m["attempt"]
-                confs[j, 1] = best_c
-                new_x = {"puzzle": sx["puzzle"], "inputs": inputs, "answer": ans, "best": best, "conf": confs[j]}
-                out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m,
-                                  carry={"z_H": z_H[j].clone(), "z_L": z_L[j].clone()})
+            with threads_for(len(idx) * model.cfg.total_len):  # one intra-op thread for a small batch
+                self._step_group(states, idx, model, get_task(task_name), out)
         return out  # type: ignore[return-value]
+
+    def _step_group(self, states: list[IRPState], idx: list[int], model: HRM, task: Task,
+                    out: list[IRPState | None]) -> None:
+        """:meth:`step_batch` of the sessions ``idx`` of ``states`` (one task and model) into ``out``."""
+        prepared = [self._prepare(states[i]) for i in idx]
+        x = torch.from_numpy(np.stack([p[0] for p in prepared]).astype(np.int64, copy=False))
+        if len(prepared) == 1:
+            carry = prepared[0][1]
+        else:
+            carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
+        new_carry, logits, qh, qc = self.forward_for(model)(carry, x)
+        with torch.inference_mode():
+            conf, pred = logits.float().softmax(-1).max(-1)
+            halt = model.act_halt(qh, qc)
+        puzzles = np.stack([states[i].x["puzzle"] for i in idx])
+        answers = pred.numpy().copy()
+        for j, p in enumerate(prepared):
+            if p[3] is not None:
+                answers[j] = task.invert_symmetry(answers[j], p[3], label=True)
+        answers = task.project(answers, puzzles)
+        viol = task.violations(answers, puzzles).tolist()
+        confs = np.empty((len(idx), 2), dtype=np.float32)  # rows: [answer, best] confidence
+        confs[:, 0] = conf.numpy().mean(-1)
+        conf_l, halt_l = confs[:, 0].tolist(), halt.tolist()  # the float32 values, exactly
+        # each session owns a copy of its row: a view would keep the whole batch's carry
+        # alive for as long as any one session (or its result) is kept
+        z_H, z_L = new_carry["z_H"].split(1), new_carry["z_L"].split(1)
+        for j, i in enumerate(idx):
+            s = states[i]
+            inputs, _, m, _ = prepared[j]
+            ans, c, v = answers[j], conf_l[j], viol[j]
+            m["segment"] += 1
+            m["act_halted"] = halt_l[j] or m["segment"] >= m["max_segments"]
+            m["violations"] = v
+            sx = s.x
+            best, best_c = sx["best"], float(sx["conf"][1])
+            if s.step == 0 or (v, -c) < (m["best_violations"], -best_c):
+                best, best_c = ans.copy(), c
+                m["best_violations"] = v
+                m["best_attempt"] = m["attempt"]
+            confs[j, 1] = best_c
+            new_x = {"puzzle": sx["puzzle"], "inputs": inputs, "answer": ans, "best": best, "conf": confs[j]}
+            out[i] = IRPState(x=new_x, step=s.step + 1, energy=None, meta=m,
+                              carry={"z_H": z_H[j].clone(), "z_L": z_L[j].clone()})
 
     def energy_batch(self, states: list[IRPState]) -> list[float]:
         """:meth:`energy` of many states in one call (bit-identical: the same float64 operations)."""

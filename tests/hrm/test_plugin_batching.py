@@ -195,3 +195,58 @@ def test_stepped_sessions_own_their_carry() -> None:
     for s in p.step_batch(states):
         for t in s.carry.values():
             assert t.shape[0] == 1 and t.untyped_storage().nbytes() == t.numel() * t.element_size()
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_small_calls_run_on_one_thread_and_leave_the_setting_as_it_was(two_threads) -> None:
+    import threading
+
+    from plugins.hrm.inference import PARALLEL_MIN_TOKENS, threads_for
+
+    with threads_for(PARALLEL_MIN_TOKENS - 1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    with threads_for(PARALLEL_MIN_TOKENS):
+        assert torch.get_num_threads() == 2
+    # overlapping small calls from two threads: one thread while either is inside, then 2 again
+    inside, leave = threading.Barrier(2), threading.Event()
+    seen = []
+
+    def small() -> None:
+        with threads_for(1):
+            inside.wait(5)
+            leave.wait(5)
+            seen.append(torch.get_num_threads())
+
+    workers = [threading.Thread(target=small) for _ in range(2)]
+    for w in workers:
+        w.start()
+    leave.set()
+    for w in workers:
+        w.join(10)
+    assert seen == [1, 1] and torch.get_num_threads() == 2
+
+
+def test_a_batch_1_step_is_on_one_thread_and_a_large_batch_on_all(two_threads, monkeypatch) -> None:
+    plugin = HRMReasoner(checkpoint="sudoku4")
+    puzzles = HRMReasoner.held_out_puzzles("sudoku4", 16)
+    plugin.step(plugin.init_state(puzzles[0], {}))  # builds (and checks) the forward first
+    threads: list[int] = []
+    real = FastSegment._segment
+
+    def spy(self, carry, inputs):
+        threads.append(torch.get_num_threads())
+        return real(self, carry, inputs)
+
+    monkeypatch.setattr(FastSegment, "_segment", spy)
+    one = plugin.step(plugin.init_state(puzzles[0], {}))
+    many = plugin.step_batch([plugin.init_state(p, {}) for p in puzzles])  # 16 x 17 tokens
+    assert threads == [1, 2] and torch.get_num_threads() == 2
+    torch.testing.assert_close(one.carry["z_H"], many[0].carry["z_H"], atol=1e-4, rtol=1e-4)

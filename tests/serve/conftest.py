@@ -29,6 +29,7 @@ def serve_plugins():
 def _countdown_reset(monkeypatch):
     monkeypatch.setattr(Countdown, "delay", 0.0)
     monkeypatch.setattr(Countdown, "calls", {"step": 0, "step_batch": 0})
+    monkeypatch.setattr(Countdown, "batch_sizes", [])
 
 
 @pytest.fixture

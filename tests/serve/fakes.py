@@ -14,12 +14,14 @@ from sage_core import HaltDecision, IRPPlugin, IRPState
 
 class Countdown(IRPPlugin):
     """Energy = the grid's sum minus the steps taken; one step lowers it by one. ``delay`` seconds
-    per step or batch call; ``calls`` counts step and step_batch calls (class-wide, reset by tests)."""
+    per step or batch call; ``calls`` counts step and step_batch calls and ``batch_sizes`` lists the
+    sessions of each step_batch call (class-wide, reset by tests)."""
 
     name = "countdown"
     version = "1.0.0"
     delay = 0.0
     calls = {"step": 0, "step_batch": 0}
+    batch_sizes: list[int] = []
 
     def init_state(self, x0: Any, ctx: Any) -> IRPState:
         total = sum(sum(row) for row in x0)
@@ -40,6 +42,7 @@ class Countdown(IRPPlugin):
 
     def step_batch(self, states: list[IRPState]) -> list[IRPState]:
         type(self).calls["step_batch"] += 1
+        type(self).batch_sizes.append(len(states))
         time.sleep(self.delay)
         return [self._one(s) for s in states]
 

@@ -58,3 +58,12 @@ def test_sage_serve_sigterm_checkpoints_the_running_run(store_dir):
     node = snapshot.orchestrator["nodes"]["a"]
     assert not snapshot.orchestrator["done"] and 0 < len(node["energies"]) - 1 < 5000000
     assert "a" in snapshot.nodes  # the node's state was saved, so the run can be resumed
+
+
+def test_a_negative_batch_wait_is_refused_naming_the_option():
+    from click.testing import CliRunner
+
+    from orchestrator.http.cli import serve_command
+
+    result = CliRunner().invoke(serve_command, ["--batch-wait-ms", "-1"])
+    assert result.exit_code == 2 and "--batch-wait-ms" in result.output

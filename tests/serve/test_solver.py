@@ -83,6 +83,29 @@ def test_a_broken_progress_callback_does_not_break_the_solve(solver):
     assert solver.solve(countdown(4), on_step=boom, timeout=10).verified
 
 
+@pytest.mark.parametrize("wait_s, rounds", [(0.5, [8]), (0.0, [4, 4])])
+def test_a_round_waits_for_the_clients_it_just_answered(monkeypatch, wait_s, rounds):
+    s = Solver(batch_wait_s=wait_s)
+    try:
+        monkeypatch.setattr(Countdown, "delay", 0.02)
+        first = s.submit(countdown(8))  # busy for ~0.16 s: the other seven join it, 8 in flight
+        assert all(f.result(10).verified for f in [first] + [s.submit(countdown(8)) for _ in range(7)])
+        monkeypatch.setattr(Countdown, "delay", 0.0)
+        Countdown.batch_sizes.clear()
+        early = [s.submit(countdown(1)) for _ in range(4)]
+        time.sleep(0.1)  # the other four clients come back later, within the wait
+        late = [s.submit(countdown(1)) for _ in range(4)]
+        assert all(f.result(10).verified for f in early + late)
+        assert Countdown.batch_sizes == rounds  # together only when the round waits for them
+    finally:
+        s.close()
+
+
+def test_batch_wait_must_not_be_negative():
+    with pytest.raises(ValueError, match="batch_wait_s must be >= 0"):
+        Solver(batch_wait_s=-0.001)
+
+
 def test_cancel_token_stops_a_solve(solver, monkeypatch):
     monkeypatch.setattr(Countdown, "delay", 0.02)
     token = CancelToken()
