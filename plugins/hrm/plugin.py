@@ -286,20 +286,22 @@ class HRMReasoner(IRPPlugin):
             groups.setdefault((s.meta["task"], s.meta.get("checkpoint")), []).append(i)
         for (task_name, ck), idx in groups.items():
             model = self.model_for(task_name, ck)
+            forward = self.forward_for(model)  # made outside threads_for: an ONNX runner takes torch's threads
             with threads_for(len(idx) * model.cfg.total_len):  # one intra-op thread for a small batch
-                self._step_group(states, idx, model, get_task(task_name), out)
+                self._step_group(states, idx, model, forward, get_task(task_name), out)
         return out  # type: ignore[return-value]
 
-    def _step_group(self, states: list[IRPState], idx: list[int], model: HRM, task: Task,
+    def _step_group(self, states: list[IRPState], idx: list[int], model: HRM, forward: Any, task: Task,
                     out: list[IRPState | None]) -> None:
-        """:meth:`step_batch` of the sessions ``idx`` of ``states`` (one task and model) into ``out``."""
+        """:meth:`step_batch` of the sessions ``idx`` of ``states`` (one task, ``model`` run on
+        ``forward``) into ``out``."""
         prepared = [self._prepare(states[i]) for i in idx]
         x = torch.from_numpy(np.stack([p[0] for p in prepared]).astype(np.int64, copy=False))
         if len(prepared) == 1:
             carry = prepared[0][1]
         else:
             carry = {k: torch.cat([p[1][k] for p in prepared]) for k in ("z_H", "z_L")}
-        new_carry, logits, qh, qc = self.forward_for(model)(carry, x)
+        new_carry, logits, qh, qc = forward(carry, x)
         with torch.inference_mode():
             conf, pred = logits.float().softmax(-1).max(-1)
             halt = model.act_halt(qh, qc)

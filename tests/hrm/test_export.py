@@ -242,3 +242,25 @@ def test_bad_runtime_arguments() -> None:
         HRMReasoner(runtime="tensorrt")
     with pytest.raises(ValueError, match="pass runtime='onnx'"):
         HRMReasoner(exports={"sudoku4": "x.onnx"})
+
+
+def test_onnx_threads_cut_a_large_batch_into_row_blocks_with_the_same_answer() -> None:
+    model = load_pretrained("sudoku4")
+    data = E.onnx_bytes(model)
+    one, two = OnnxSegment(data, threads=1), OnnxSegment(data, threads=2)
+    calls: list[int] = []
+    run = two.session.run
+
+    class Spy:  # InferenceSession.run is read-only on the session object; wrap the session
+        def run(self, names, feed):
+            calls.append(len(feed["inputs"]))
+            return run(names, feed)
+
+    two.session = Spy()
+    x = torch.as_tensor(np.random.default_rng(1).integers(0, model.cfg.vocab, (64, model.cfg.seq_len)))
+    whole, cut = one(model.initial_carry(64), x), two(model.initial_carry(64), x)
+    assert sorted(calls) == [32, 32]  # two row blocks at once
+    assert torch.equal(whole[0]["z_H"], cut[0]["z_H"]) and all(torch.equal(a, b) for a, b in zip(whole[1:], cut[1:]))
+    calls.clear()
+    two(model.initial_carry(1), x[:1])
+    assert calls == [1]  # a small batch is not cut
