@@ -2,7 +2,7 @@ import pytest
 
 from sage_core import get_registry, hookimpl
 
-from .fakes import Countdown, SlowToy
+from .fakes import Countdown, SlowToy, ThreadRecorder
 
 pytest.importorskip("fastapi")
 
@@ -10,7 +10,7 @@ pytest.importorskip("fastapi")
 class _ServeTestPlugins:
     @hookimpl
     def sage_register_plugins(self, register):
-        for cls in (Countdown, SlowToy):
+        for cls in (Countdown, SlowToy, ThreadRecorder):
             register(cls)
 
 

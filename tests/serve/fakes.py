@@ -3,6 +3,7 @@ slow noisy toy for runs that must be interrupted mid-way."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -52,6 +53,21 @@ class Countdown(IRPPlugin):
     @staticmethod
     def solution(state: IRPState) -> int:
         return int(state.x[0])
+
+
+class ThreadRecorder(QuadraticDescent):
+    """The toy, noting the thread that builds it and the one that makes its initial state."""
+
+    name = "thread_recorder"
+    threads: list[threading.Thread] = []
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        type(self).threads.append(threading.current_thread())
+
+    def init_state(self, x0: Any, ctx: Any) -> IRPState:
+        type(self).threads.append(threading.current_thread())
+        return super().init_state(x0, ctx)
 
 
 class SlowToy(QuadraticDescent):

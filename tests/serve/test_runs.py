@@ -57,6 +57,23 @@ def test_old_finished_runs_leave_memory_but_not_the_store(runs, monkeypatch):
     assert runs.events(ids[0]) == ([], True)
 
 
+def test_a_run_is_built_and_started_in_its_own_thread_that_ends_with_it(runs, monkeypatch):
+    # torch work in a long-lived thread (the event loop's) would keep an OpenMP team alive and
+    # slow the solver's batched forward for good; the run's thread ends with the run
+    import threading
+
+    from .fakes import ThreadRecorder
+
+    monkeypatch.setattr(ThreadRecorder, "threads", [])
+    run_id = runs.start(RunRequest(toml='[nodes.a]\nplugin = "thread_recorder"\nhalt = { max_steps = 5 }\n'))
+    assert wait_done(runs, run_id)["status"] == "done"
+    made = set(ThreadRecorder.threads)
+    assert len(made) == 1 and threading.current_thread() not in made
+    (thread,) = made
+    thread.join(10)
+    assert not thread.is_alive()
+
+
 def test_run_limit_is_503(store_dir):
     runs = RunManager(SessionStore(store_dir), limits=Limits(max_runs=1))
     try:
