@@ -28,7 +28,7 @@ from plugins.world import models as _headless  # noqa: E402,F401  (sets MUJOCO_G
 import click  # noqa: E402
 
 from orchestrator.demo import read_spec, write_image  # noqa: E402
-from orchestrator.demo_robot import drive, held_out_maze, maze_picture, read_and_solve  # noqa: E402
+from orchestrator.demo_robot import held_out_maze, maze_picture, run_pipeline  # noqa: E402
 from plugins.puzzles import maze as mazes  # noqa: E402
 from plugins.world.pointmaze import MAX_STEPS  # noqa: E402
 
@@ -60,7 +60,7 @@ def main() -> None:
             row = {"seed": seed, "read": False, "verified": False, "shortest": False, "success": False,
                    "time": None, "contacts": 0, "moves": -1}
             try:
-                got = read_and_solve(spec, picture)
+                got = run_pipeline(spec, picture, seed)
             except click.ClickException as exc:
                 print(f"{seed:5d}  pipeline failed: {exc.message}")
                 rows.append(row)
@@ -72,10 +72,9 @@ def main() -> None:
                 path = [tuple(cell) for cell in got.solved["solution"]]
                 row["moves"] = len(path) - 1
                 row["shortest"] = path_is_shortest(truth, path)
-                try:
-                    _, run = drive(got.reading, path, seed)
-                except click.ClickException as exc:
-                    print(f"{seed:5d}  drive failed: {exc.message}")
+                run = got.drive
+                if run is None:
+                    print(f"{seed:5d}  drive failed: {got.driver_reason}")
                     rows.append(row)
                     continue
                 row.update(success=run.success, time=run.time_to_goal, contacts=run.wall_contacts)

@@ -1,11 +1,12 @@
 """``sage demo robot``: a maze picture read (vision), solved (hrm) and driven (world).
 
 A held-out 11 x 11 maze is drawn as a photo-like picture (evaluation fonts, the benchmark's mild
-style, seeded by ``--seed``), read and solved through ``examples/pipelines/robot.toml``; the
-solver's verified path then becomes waypoints in gymnasium-robotics' PointMaze built from the maze
-that was read, and the ball tracks them with the MuJoCo sampling planner in a receding-horizon
-loop (``plugins.world.pointmaze``). Success is the env's own test (within 0.45 m of the goal).
-Pictures: ``maze.png`` (the input), ``path.png`` (planned versus driven), ``robot.gif``.
+style, seeded by ``--seed``) and goes through ``examples/pipelines/robot.toml``: read, solved, and
+driven, the solver's verified path becoming waypoints in gymnasium-robotics' PointMaze built from
+the maze that was read, tracked by the ball with the MuJoCo sampling planner in a
+receding-horizon loop, one control step per step of the ``world_pointmaze`` node
+(``plugins.world.drive``). Success is the env's own test (within 0.45 m of the goal). Pictures:
+``maze.png`` (the input), ``path.png`` (planned versus driven), ``robot.gif``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import attrs
 import click
 import numpy as np
 
-from sage_core import get_registry
+from sage_core import CallbackSink, StepEvent, Telemetry, get_registry
 
 from ._orchestrator import Orchestrator
 from ._pipeline import Pipeline
@@ -40,27 +41,43 @@ def held_out_maze(seed: int) -> list[str]:
 
 
 @attrs.frozen
-class Solved:
-    """What the orchestrated part gave: the reading, the solver's ``solved_puzzle`` (None when the
-    solver failed) and the nodes' reasons (a failure's first line)."""
+class Outcome:
+    """What the pipeline gave: the reading, the solver's ``solved_puzzle`` (None when the solver
+    failed), the drive (a ``TrackRun``, its ``planning_ms`` the wall time of each control step,
+    and the PointMaze it ran in; None when the driver did not run) and the nodes' reasons (a
+    failure's first line)."""
 
     reading: list[str]
     solved: dict[str, Any] | None
     reader_reason: str
     solver_reason: str
+    drive: Any = None
+    maze: Any = None
+    driver_reason: str = ""
 
 
-def read_and_solve(spec: dict[str, Any], picture: Path) -> Solved:
-    """Run the pipeline on ``picture``: the reading and the solver's result; ClickException when
-    the reader failed."""
-    pipeline = Pipeline.from_dict(with_input(spec, "reader", str(picture.resolve())))
-    result = Orchestrator(pipeline).run()
-    reader, solver = result["reader"], result["solver"]
+def run_pipeline(spec: dict[str, Any], picture: Path, seed: int) -> Outcome:
+    """Run the pipeline on ``picture`` (the driver's env noise seeded by ``seed``); ClickException
+    when the reader failed."""
+    spec = with_input(spec, "reader", str(picture.resolve()))
+    spec = {**spec, "nodes": {**spec["nodes"], "driver": {**spec["nodes"]["driver"], "seed": seed}}}
+    pipeline = Pipeline.from_dict(spec)
+    elapsed: list[float] = []  # the driver's time in its steps, cumulative, one per step
+    sink = CallbackSink(lambda e: elapsed.append(e.elapsed_s) if isinstance(e, StepEvent) and e.plugin == "driver"
+                        else None)
+    result = Orchestrator(pipeline, telemetry=Telemetry([sink])).run()
+    reader, solver, driver = result["reader"], result["solver"], result["driver"]
     if reader.fault is not None or reader.state is None:
         raise click.ClickException(f"the reader (vision) failed on {picture}: {node_reason(reader)}")
     failed = solver.fault is not None or solver.state is None
     solved = None if failed else pipeline.node("solver").plugin.output(solver.state)
-    return Solved(pipeline.node("reader").plugin.output(reader.state), solved, reader.reason, node_reason(solver))
+    drive = maze = None
+    if driver.fault is None and driver.state is not None and driver.steps:
+        plugin = pipeline.node("driver").plugin
+        drive = plugin.run_of(driver.state, 1000.0 * np.diff(elapsed, prepend=0.0))
+        maze = plugin.maze(driver.state.meta["maze"])
+    return Outcome(pipeline.node("reader").plugin.output(reader.state), solved, reader.reason, node_reason(solver),
+                   drive, maze, node_reason(driver))
 
 
 def drawn_path(maze: list[str], path: list[tuple[int, int]]) -> list[str]:
@@ -72,15 +89,6 @@ def drawn_path(maze: list[str], path: list[tuple[int, int]]) -> list[str]:
     return ["".join(row) for row in rows]
 
 
-def drive(maze: list[str], path: list[tuple[int, int]], seed: int) -> tuple[Any, Any]:
-    """(the PointMaze built from ``maze``, the run of its ball along ``path``) through the world
-    package's receding-horizon tracker; ClickException when the path does not fit the maze."""
-    try:
-        return get_registry().plugin_class("world").drive_maze(maze, path, seed=seed)
-    except ValueError as exc:
-        raise click.ClickException(f"cannot drive the solver's path: {exc}") from None
-
-
 def robot(run: DemoRun) -> None:
     """The demo: picture -> pipeline (read, solve) -> PointMaze drive -> pictures."""
     world = get_registry().plugin_class("world")
@@ -89,7 +97,7 @@ def robot(run: DemoRun) -> None:
     picture = write_image(maze_picture(truth, seed), run.out / "maze.png")
     click.echo(f"held-out 11x11 maze (seed {seed}) drawn in a font training never saw, with noise, blur and a "
                f"turn: {picture}\n")
-    got = read_and_solve(run.spec, picture)
+    got = run_pipeline(run.spec, picture, seed)
     same = got.reading == truth
     click.echo(f"reading ({got.reader_reason}): {'matches the maze as drawn' if same else 'DIFFERS from the maze as drawn'}")
     if not same:
@@ -101,14 +109,16 @@ def robot(run: DemoRun) -> None:
     path = [tuple(cell) for cell in got.solved["solution"]]
     click.echo(f"\nHRM path ({got.solver_reason}): {len(path) - 1} moves, verified shortest S -> G")
     click.echo(_side_by_side(got.reading, drawn_path(got.reading, path)))
-    env, drove = drive(got.reading, path, seed)
+    if got.drive is None:
+        raise click.ClickException(f"the driver (world) did not drive the path: {got.driver_reason}")
+    env, drove = got.maze, got.drive
     timing = drove.planning_ms
     outcome = (f"reached the goal in {drove.time_to_goal:.2f} s ({drove.steps} env steps)" if drove.success
                else f"did NOT reach the goal within {drove.steps} env steps ({drove.steps * drove.dt:.0f} s)")
     end = float(np.linalg.norm(drove.positions[-1] - drove.goal))
     click.echo(f"PointMaze ({len(env.env.maze.maze_map)}x{len(env.env.maze.maze_map[0])}, built from the reading): "
                f"{outcome}; {end:.2f} m from the goal at the end (success radius {world.maze_success_radius} m); "
-               f"{drove.wall_contacts} wall contact(s); planning {timing.mean():.1f} ms per control step "
+               f"{drove.wall_contacts} wall contact(s); {timing.mean():.1f} ms per control step, planning included "
                f"(mean, {len(timing)} steps of {drove.control_dt * 1000:.0f} ms; p95 {np.percentile(timing, 95):.1f} ms)")
     title = f"{'success' if drove.success else 'failure'}: {drove.steps * drove.dt:.2f} s, {drove.wall_contacts} wall contacts"
     click.echo(f"planned vs driven path: {world.plot_maze_run(env, drove, run.out / 'path.png', title)}")

@@ -1,5 +1,5 @@
-"""pluggy hooks of the world plugin: registers the ``world`` (torch) and ``world_mpc`` (MuJoCo)
-IRP plugins, the ``path -> waypoints`` bridge and the ``sage world`` commands.
+"""pluggy hooks of the world plugin: registers the ``world`` (torch), ``world_mpc`` (MuJoCo) and
+``world_pointmaze`` (MuJoCo, gymnasium-robotics) IRP plugins, the ``path -> waypoints`` bridge and the ``sage world`` commands.
 
 Entry point (pyproject): ``[project.entry-points.sage] world = "plugins.world.hooks"``.
 """
@@ -11,6 +11,7 @@ from typing import Any
 from sage_core import hookimpl
 
 from .bridges import path_to_waypoints
+from .drive import PointMazeDriver
 from .mpc import MPCPlanner
 from .plugin import WorldPlanner
 
@@ -19,6 +20,7 @@ from .plugin import WorldPlanner
 def sage_register_plugins(register: Any) -> None:
     register(WorldPlanner)
     register(MPCPlanner)
+    register(PointMazeDriver)
 
 
 @hookimpl

@@ -233,10 +233,12 @@ def control_range(model: Any) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def physics_state(model: Any, data: Any) -> np.ndarray:
-    """The full physics state vector of ``data`` (what ``mujoco.rollout`` starts from)."""
+def physics_state(model: Any, data: Any, spec: Any = None) -> np.ndarray:
+    """The full physics state vector of ``data`` (what ``mujoco.rollout`` starts from), or the
+    state of another ``mujoco.mjtState`` spec (e.g. ``mjSTATE_INTEGRATION``: also the controls
+    and the constraint solver's warm start, all that ``mj_step`` reads)."""
     mujoco = require_mujoco()
-    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS if spec is None else spec
     out = np.empty(mujoco.mj_stateSize(model, spec))
     mujoco.mj_getState(model, data, out, spec)
     return out

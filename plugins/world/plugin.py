@@ -73,7 +73,6 @@ class WorldPlanner(IRPPlugin):
     plan_in_world = staticmethod(scene.plan_in_world)
     plot_throw = staticmethod(scene.plot_throw)
     #: The maze robot (``sage demo robot``): gymnasium-robotics' PointMaze from a maze, driven.
-    drive_maze = staticmethod(pointmaze.drive_maze)
     plot_maze_run = staticmethod(pointmaze.plot_run)
     save_maze_gif = staticmethod(pointmaze.save_run_gif)
     maze_success_radius = pointmaze.SUCCESS_RADIUS

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from orchestrator import Pipeline
 from orchestrator.demo import DEMOS, demo_command, read_spec
-from orchestrator.demo_robot import drive, held_out_maze, maze_picture
+from orchestrator.demo_robot import held_out_maze, maze_picture
 
 import plugins.world  # noqa: F401  (sets a headless MUJOCO_GL before mujoco is imported)
 
@@ -22,10 +22,11 @@ pytest.importorskip("gymnasium_robotics", reason="the robot demo needs the mujoc
 
 def test_the_pipeline_builds_from_its_toml_with_the_kinds_checked():
     pipeline = Pipeline.from_dict(read_spec("robot.toml"))
-    assert [node.name for node in pipeline.nodes] == ["reader", "solver"]
-    reader, solver = pipeline.node("reader"), pipeline.node("solver")
+    assert [node.name for node in pipeline.nodes] == ["reader", "solver", "driver"]
+    reader, solver, driver = pipeline.node("reader"), pipeline.node("solver"), pipeline.node("driver")
     assert (reader.input_kind, reader.output_kind) == ("image", "maze_grid")
     assert "maze_grid" in solver.input_kind and solver.output_kind == "solved_puzzle"
+    assert (driver.plugin_name, driver.input_kind, driver.output_kind) == ("world_pointmaze", "solved_puzzle", "plan")
     assert DEMOS["robot"].pipeline == "robot.toml"
 
 
@@ -56,11 +57,6 @@ def test_a_missing_mujoco_is_one_line_naming_the_extra(monkeypatch):
     assert result.output.strip() == "Error: sage demo robot needs mujoco: pip install 'sage-irp[mujoco]'"
 
 
-def test_a_path_that_does_not_fit_the_maze_is_a_clear_error():
-    maze = held_out_maze(0)
-    with pytest.raises(click.ClickException, match="cannot drive the solver's path: .*neighbours"):
-        drive(maze, [(9, 3), (9, 5)], seed=0)
-    with pytest.raises(click.ClickException, match=r"cell \(0, 0\) is not an open cell of the 11 x 11 maze"):
-        drive(maze, [(0, 0), (0, 1)], seed=0)
+def test_a_negative_seed_is_a_clear_error():
     with pytest.raises(click.ClickException, match="--seed must be >= 0"):
         held_out_maze(-1)

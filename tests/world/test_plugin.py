@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from sage_core import IRPState, MaxSteps, refine
 from sage_core.testing import check_plugin
-from plugins.world import MPCPlanner, WorldPlanner, cells_to_waypoints, parse_task, path_to_waypoints, solve_throws
+from plugins.world import (MPCPlanner, PointMazeDriver, WorldPlanner, cells_to_waypoints, parse_task, path_to_waypoints,
+                           solve_throws)
 from plugins.world.hooks import sage_register_bridges, sage_register_plugins
 
 THROW = {"task": "throw", "target": [20.0, 0.0], "mass": 0.15, "radius": 0.025, "drag_coeff": 0.47, "max_speed": 30.0}
@@ -123,7 +124,7 @@ def test_hooks_register_the_plugin_and_the_path_bridge():
     plugins, bridges = [], []
     sage_register_plugins(plugins.append)
     sage_register_bridges(lambda b, name=None: bridges.append((name, b)))
-    assert plugins == [WorldPlanner, MPCPlanner]
+    assert plugins == [WorldPlanner, MPCPlanner, PointMazeDriver]
     assert bridges[0][0] == "path_to_waypoints" and bridges[0][1].target_kind == "waypoints"
     assert path_to_waypoints.source_kind == "path"
     assert cells_to_waypoints([(3, 1), (2, 1), (2, 2)], 0.5) == [[0.0, 0.0], [0.0, 0.5], [0.5, 0.5]]

@@ -9,7 +9,8 @@ import plugins.world  # noqa: F401  (sets a headless MUJOCO_GL before mujoco is 
 pytest.importorskip("mujoco", reason="PointMaze needs the mujoco extra: pip install 'sage-irp[mujoco]'")
 pytest.importorskip("gymnasium_robotics", reason="PointMaze needs the mujoco extra: pip install 'sage-irp[mujoco]'")
 
-from plugins.world.pointmaze import SUCCESS_RADIUS, PointMaze, carrot, check_maze_map, reached, track_path  # noqa: E402
+from plugins.world.drive import track_path  # noqa: E402
+from plugins.world.pointmaze import SUCCESS_RADIUS, PointMaze, carrot, check_maze_map, reached  # noqa: E402
 
 import mujoco  # noqa: E402
 
