@@ -60,3 +60,19 @@ def test_a_missing_mujoco_is_one_line_naming_the_extra(monkeypatch):
 def test_a_negative_seed_is_a_clear_error():
     with pytest.raises(click.ClickException, match="--seed must be >= 0"):
         held_out_maze(-1)
+
+
+def test_the_pipeline_checkpointed_mid_drive_resumes_bit_identically_in_a_fresh_process(tmp_path):
+    from orchestrator.demo import run_resumed, with_input, write_image
+
+    picture = write_image(maze_picture(held_out_maze(1), 1), tmp_path / "maze.png")
+    spec = with_input(read_spec("robot.toml"), "reader", str(picture))
+    spec["nodes"]["driver"] = {**spec["nodes"]["driver"], "seed": 1}
+    shown = {}
+    reference, snapshot = run_resumed(spec, tmp_path / "store", lambda name, node, state, plugin: shown.update({name: state}))
+    driver = reference["driver"]
+    assert driver.reason == "reached"
+    # run_resumed checkpoints after half of all steps: inside the drive when it has most of them
+    assert reference["reader"].steps + reference["solver"].steps < driver.steps
+    assert snapshot.orchestrator["nodes"]["driver"]["energies"][-1] <= 0.45
+    assert shown["driver"].meta["steps"] == driver.state.meta["steps"]
