@@ -39,8 +39,10 @@ import torch.nn.functional as F
 
 from .model import HRM, Block, ReasoningModule
 
-#: Calls of fewer tokens (batch x sequence) run on one intra-op thread (measured crossover on
-#: 2 cores: 2 threads are slower at 17-37 tokens, even at ~70, faster from ~130 tokens up).
+#: Calls of fewer tokens (batch x sequence) run on one intra-op thread. Measured on 2 cores, two
+#: threads against one: 2-9 % slower at 17-37 tokens, 2-7 % faster at 68-74, 10-11 % faster at
+#: 136-148 and 41-46 % at 1,088-2,368; below 128 the gain does not pay for the second core, which
+#: the OpenMP thread keeps spinning.
 PARALLEL_MIN_TOKENS = 128
 
 
