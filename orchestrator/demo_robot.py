@@ -63,9 +63,12 @@ def run_pipeline(spec: dict[str, Any], picture: Path, seed: int) -> Outcome:
     spec = {**spec, "nodes": {**spec["nodes"], "driver": {**spec["nodes"]["driver"], "seed": seed}}}
     pipeline = Pipeline.from_dict(spec)
     elapsed: list[float] = []  # the driver's time in its steps, cumulative, one per step
-    sink = CallbackSink(lambda e: elapsed.append(e.elapsed_s) if isinstance(e, StepEvent) and e.plugin == "driver"
-                        else None)
-    result = Orchestrator(pipeline, telemetry=Telemetry([sink])).run()
+
+    def note(event: Any) -> None:
+        if isinstance(event, StepEvent) and event.plugin == "driver":
+            elapsed.append(event.elapsed_s)
+
+    result = Orchestrator(pipeline, telemetry=Telemetry([CallbackSink(note)])).run()
     reader, solver, driver = result["reader"], result["solver"], result["driver"]
     if reader.fault is not None or reader.state is None:
         raise click.ClickException(f"the reader (vision) failed on {picture}: {node_reason(reader)}")

@@ -339,10 +339,10 @@ def export_checkpoint(checkpoint: str, fmt: str, out: str | Path, int8: bool = F
             traced = _traced(model)
             runner = TorchScriptSegment(_torchscript_bytes(traced, None))
         par = parity(model, runner, parity_batches)
+    fusions_off = runner.disabled if isinstance(runner, OnnxSegment) else ()
     log(f"parity vs eager float32 (max abs, batch {' and '.join(map(str, parity_batches))}, 3 segments): "
         + ", ".join(f"{k} {v:.2e}" for k, v in par.items() if k in ("logits", "q_halt", "q_continue", "z_H", "z_L"))
-        + (f"; ONNX Runtime fusions left off for parity: {', '.join(runner.disabled)}"
-           if isinstance(runner, OnnxSegment) and runner.disabled else ""))
+        + (f"; ONNX Runtime fusions left off for parity: {', '.join(fusions_off)}" if fusions_off else ""))
     accuracy: dict[str, Any] = {}
     if int8:
         ref = held_out_accuracy(model, None, n=n_eval)
@@ -363,8 +363,7 @@ def export_checkpoint(checkpoint: str, fmt: str, out: str | Path, int8: bool = F
         refusal = parity_refusal(par)
         if refusal:
             raise ExportRejected(refusal + "; not written")
-    info = attrs.evolve(info, parity=par, accuracy=accuracy,
-                        onnx_fusions_off=runner.disabled if isinstance(runner, OnnxSegment) else ())
+    info = attrs.evolve(info, parity=par, accuracy=accuracy, onnx_fusions_off=fusions_off)
     data = _with_info_onnx(data, info) if fmt == "onnx" else _torchscript_bytes(traced, info)
     out = Path(out)
     _write(out, data)
